@@ -1,0 +1,319 @@
+"""``tacit``: everything the desktop app can do, headless, with ``--json``.
+
+Global: ``tacit [--vault DIR] [--json] [--passphrase-fd N] COMMAND``. The vault defaults
+to the platform's user data folder; ``TACIT_VAULT`` overrides it. Exit statuses follow
+the error codes (app/errors.py): usage 2, wrong_passphrase 3, not_found 4,
+integrity_error 5, vault_exists/vault_missing 6, vault_locked 7, storage_error 8.
+
+Invariants: a command never prints a traceback (unless TACIT_DEBUG=1), never writes a
+secret or record outside the vault, and a failed command leaves the vault as it was.
+Each command unlocks, does its work and locks again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import platformdirs
+
+from app import __version__
+from app.cliio import (
+    NEW_PASSPHRASE_ENV,
+    PASSPHRASE_ENV,
+    RECOVERY_KEY_ENV,
+    Output,
+    read_body,
+    read_passphrase,
+    read_secret,
+    table,
+)
+from app.errors import IntegrityError, InternalError, TacitError, UsageError, VaultExistsError
+from app.vault.models import NOTE_KINDS
+from app.vault.service import VaultService
+
+VAULT_ENV = "TACIT_VAULT"
+DEBUG_ENV = "TACIT_DEBUG"
+
+
+def default_vault_dir() -> Path:
+    env = os.environ.get(VAULT_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("tacit", appauthor=False)) / "vault"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options accepted before or after the command (``tacit note list --json``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--vault", type=Path, default=argparse.SUPPRESS, help="vault folder")
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
+    common.add_argument(
+        "--passphrase-fd", type=int, default=argparse.SUPPRESS, metavar="N",
+        help=f"read the passphrase from file descriptor N (else ${PASSPHRASE_ENV}, else a prompt)",
+    )  # fmt: skip
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = _Parser(
+        prog="tacit",
+        description="Tacit: encrypted, offline-first notes for psychotherapists.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"tacit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def cmd(name: str, help_text: str, parent: Any = sub) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help_text, parents=[common])
+        return p
+
+    cmd("gui", "start the desktop app (the default)")
+    p = cmd("init", "create a new vault and show its recovery key once")
+    p.add_argument("--clinician", help="your name as author of notes")
+    cmd("status", "vault facts: format, KDF, keychain binding, counts")
+    cmd("check", "verify every page of the database and its indexes")
+    cmd("templates", "list note templates")
+    p = cmd("passwd", "change the passphrase (rewraps the key; no re-encryption)")
+    p.add_argument("--new-passphrase-fd", type=int, metavar="N")
+    p = cmd("recover", "unlock with the recovery key and set a new passphrase")
+    p.add_argument("--new-passphrase-fd", type=int, metavar="N")
+    p.add_argument("--recovery-key-fd", type=int, metavar="N")
+
+    client = cmd("client", "clients").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    p = cmd("add", "add a client", client)
+    p.add_argument("name")
+    _client_fields(p)
+    p = cmd("list", "list clients", client)
+    p.add_argument("--status", choices=("active", "discharged"))
+    p.add_argument("--query", help="part of the name")
+    p = cmd("show", "show a client", client)
+    p.add_argument("id")
+    p = cmd("edit", "change a client's details", client)
+    p.add_argument("id")
+    p.add_argument("--name")
+    _client_fields(p)
+    p = cmd("discharge", "mark a client discharged", client)
+    p.add_argument("id")
+
+    note = cmd("note", "session notes").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    p = cmd("new", "new note from a template (body from stdin or --body-file)", note)
+    p.add_argument("--client", required=True, help="client id (or a unique prefix)")
+    p.add_argument("--template", required=True)
+    p.add_argument("--kind", choices=NOTE_KINDS)
+    p.add_argument("--title")
+    p.add_argument("--session-date", metavar="YYYY-MM-DD")
+    p.add_argument("--tag", action="append", default=[])
+    p.add_argument("--body-file", metavar="F", help="file with the body ('-' for stdin)")
+    p = cmd("list", "list notes, newest session first", note)
+    p.add_argument("--client")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--offset", type=int, default=0)
+    p = cmd("show", "show a note", note)
+    p.add_argument("id")
+    p = cmd("edit", "save a new revision (body from stdin or --body-file)", note)
+    p.add_argument("id")
+    p.add_argument("--title")
+    p.add_argument("--session-date", metavar="YYYY-MM-DD")
+    p.add_argument("--body-file", metavar="F")
+    p = cmd("history", "every revision of a note", note)
+    p.add_argument("id")
+    p = cmd("search", "full-text search, best match first", note)
+    p.add_argument("query")
+    p.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+def _client_fields(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dob", metavar="YYYY-MM-DD", help="date of birth")
+    p.add_argument("--email")
+    p.add_argument("--phone")
+
+
+class Cli:
+    """One invocation: parsed arguments, the service, and where output goes."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out = Output(bool(getattr(args, "json", False)))
+        self.vault_dir: Path = getattr(args, "vault", None) or default_vault_dir()
+        self.service = VaultService(self.vault_dir)
+
+    def passphrase_fd(self) -> int | None:
+        fd: int | None = getattr(self.args, "passphrase_fd", None)
+        return fd
+
+    def unlock(self) -> VaultService:
+        self.service.read_header()  # vault_missing / integrity_error before any prompt
+        self.service.unlock(
+            read_passphrase("Passphrase", fd=self.passphrase_fd(), env=PASSPHRASE_ENV)
+        )
+        return self.service
+
+    # -- commands ----------------------------------------------------------------------
+    def init(self) -> None:
+        if self.service.exists():  # before prompting for anything
+            raise VaultExistsError(f"a vault already exists in {self.vault_dir}")
+        passphrase = read_passphrase(
+            "New passphrase", fd=self.passphrase_fd(), env=PASSPHRASE_ENV, confirm=True
+        )
+        recovery = self.service.create(passphrase, clinician=self.args.clinician)
+        data = {"vault": str(self.vault_dir), "recovery_key": recovery}
+        self.out.emit(
+            data,
+            f"Created the vault in {self.vault_dir}\n\n"
+            f"Recovery key (shown once; print it or write it down and keep it safe):\n\n"
+            f"    {recovery}\n\n"
+            "Anyone with this key can open the vault. Without it, a forgotten passphrase\n"
+            "means the notes are lost.",
+        )
+
+    def status(self) -> None:
+        svc = self.unlock()
+        self.out.emit(svc.status())
+
+    def check(self) -> None:
+        problems = self.unlock().check()
+        if problems:
+            raise IntegrityError(f"integrity check found {len(problems)} problem(s)")
+        self.out.emit({"ok": True}, "The vault database is intact.")
+
+    def templates(self) -> None:
+        items = [t.to_dict() for t in VaultService.templates(self.service)]
+        self.out.emit(items, table(items, ("id", "name", "kind", "sections")))
+
+    def passwd(self) -> None:
+        svc = self.unlock()
+        new = read_passphrase(
+            "New passphrase", fd=self.args.new_passphrase_fd, env=NEW_PASSPHRASE_ENV,
+            confirm=True,
+        )  # fmt: skip
+        svc.change_passphrase(new)
+        self.out.emit({"ok": True}, "Passphrase changed.")
+
+    def recover(self) -> None:
+        self.service.read_header()
+        key = read_secret("Recovery key", fd=self.args.recovery_key_fd, env=RECOVERY_KEY_ENV)
+        self.service.unlock_with_recovery_key(key)
+        new = read_passphrase(
+            "New passphrase", fd=self.args.new_passphrase_fd, env=NEW_PASSPHRASE_ENV,
+            confirm=True,
+        )  # fmt: skip
+        self.service.change_passphrase(new)
+        self.out.emit({"ok": True}, "Vault recovered; the new passphrase is set.")
+
+    def client(self) -> None:
+        a = self.args
+        svc = self.unlock()
+        if a.action == "add":
+            c = svc.add_client(a.name, dob=a.dob, email=a.email, phone=a.phone)
+            self.out.emit({"id": c.id}, c.id)
+        elif a.action == "list":
+            rows = [c.to_dict() for c in svc.list_clients(status=a.status, query=a.query)]
+            self.out.emit(rows, table(rows, ("id", "name", "dob", "status")))
+        elif a.action == "show":
+            self.out.emit(svc.get_client(a.id).to_dict())
+        elif a.action == "edit":
+            changes = {
+                k: v
+                for k, v in (("name", a.name), ("dob", a.dob), ("email", a.email),
+                             ("phone", a.phone))
+                if v is not None
+            }  # fmt: skip
+            self.out.emit(svc.update_client(a.id, **changes).to_dict())
+        elif a.action == "discharge":
+            self.out.emit(svc.discharge_client(a.id).to_dict())
+
+    def note(self) -> None:
+        a = self.args
+        if a.action == "new":
+            body = read_body(a.body_file, required=False)
+            svc = self.unlock()
+            n = svc.create_note(
+                a.client, a.template, kind=a.kind, title=a.title, body=body,
+                session_date=a.session_date, tags=a.tag,
+            )  # fmt: skip
+            self.out.emit({"id": n.id}, n.id)
+        elif a.action == "edit":
+            body = read_body(a.body_file, required=a.title is None and a.session_date is None)
+            n = self.unlock().edit_note(a.id, body=body, title=a.title, session_date=a.session_date)
+            self.out.emit({"id": n.id, "revision": n.revision}, f"{n.id} revision {n.revision}")
+        elif a.action == "list":
+            rows = [
+                s.to_dict()
+                for s in self.unlock().list_notes(a.client, limit=a.limit, offset=a.offset)
+            ]
+            self.out.emit(rows, table(rows, ("id", "session_date", "kind", "template", "title")))
+        elif a.action == "show":
+            n = self.unlock().get_note(a.id)
+            head = f"{n.title}\n{n.session_date} · {n.kind} · {n.template} · rev {n.revision}\n"
+            self.out.emit(n.to_dict(), head + "\n" + n.body)
+        elif a.action == "history":
+            revs = [r.to_dict() for r in self.unlock().note_history(a.id)]
+            self.out.emit(revs, table(revs, ("revision", "saved_at", "author", "title")))
+        elif a.action == "search":
+            hits = self.unlock().search(a.query, limit=a.limit)
+            rows = [h.to_dict() for h in hits]
+            human = "\n\n".join(f"{h.id}  {h.title}\n    {h.snippet_with('[', ']')}" for h in hits)
+            self.out.emit(
+                [{"id": r["id"], "title": r["title"], "snippet": r["snippet"],
+                  "client_id": r["client_id"], "kind": r["kind"],
+                  "session_date": r["session_date"], "score": r["score"]} for r in rows],
+                human or "(no matches)",
+            )  # fmt: skip
+
+    def gui(self) -> int:
+        try:
+            from app.ui import main as gui_main
+        except ImportError:
+            raise UsageError(
+                "the desktop app needs PySide6: install Tacit with the 'gui' extra"
+            ) from None
+        return int(gui_main(self.vault_dir, sys.argv[:1]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args_list
+    out = Output(as_json)
+    cli: Cli | None = None
+    try:
+        args = build_parser().parse_args(args_list)
+        cli = Cli(args)
+        command = args.command or "gui"
+        handler: Callable[[], Any] = getattr(cli, command)
+        result = handler()
+        return int(result) if isinstance(result, int) else 0
+    except TacitError as err:
+        return out.error(err)
+    except KeyboardInterrupt:
+        sys.stderr.write("tacit: interrupted\n")
+        return 130
+    except Exception:
+        if os.environ.get(DEBUG_ENV) == "1":
+            traceback.print_exc()
+        return out.error(InternalError())
+    finally:
+        if cli is not None:
+            cli.service.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""The one error hierarchy of Tacit.
+
+Every error a user (or a program driving the CLI, or the sync API) can see is a
+``TacitError`` with a stable machine ``code`` and a CLI ``exit_status``. Codes never
+change once released; messages may.
+
+Invariant: a message never contains note text, client data or key material. Messages are
+written by us from fixed strings plus identifiers (record ids, file names), never from
+user content or from the text of a lower-level exception.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class TacitError(Exception):
+    """Base of every error with a stable code."""
+
+    code: ClassVar[str] = "error"
+    exit_status: ClassVar[int] = 1
+    default_message: ClassVar[str] = "something went wrong"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class InternalError(TacitError):
+    code = "internal_error"
+    exit_status = 70
+    default_message = "internal error (run with TACIT_DEBUG=1 to see details)"
+
+
+class UsageError(TacitError):
+    code = "usage"
+    exit_status = 2
+    default_message = "invalid usage"
+
+
+class InvalidInputError(TacitError):
+    code = "invalid_input"
+    exit_status = 2
+    default_message = "invalid input"
+
+
+class WeakPassphraseError(TacitError):
+    code = "weak_passphrase"
+    exit_status = 2
+    default_message = "passphrase is too weak"
+
+
+class WrongPassphraseError(TacitError):
+    code = "wrong_passphrase"
+    exit_status = 3
+    default_message = "wrong passphrase"
+
+
+class WrongRecoveryKeyError(TacitError):
+    code = "wrong_recovery_key"
+    exit_status = 3
+    default_message = "wrong recovery key"
+
+
+class DeviceSecretMissingError(TacitError):
+    code = "device_secret_missing"
+    exit_status = 3
+    default_message = (
+        "this vault is bound to a device secret in the OS keychain, and the keychain no "
+        "longer has it; unlock with the recovery key (tacit recover)"
+    )
+
+
+class NotFoundError(TacitError):
+    code = "not_found"
+    exit_status = 4
+    default_message = "no such record"
+
+
+class AmbiguousIdError(TacitError):
+    code = "ambiguous_id"
+    exit_status = 4
+    default_message = "that id prefix matches more than one record"
+
+
+class IntegrityError(TacitError):
+    code = "integrity_error"
+    exit_status = 5
+    default_message = "the vault is corrupt or has been tampered with"
+
+
+class UnsupportedVersionError(IntegrityError):
+    code = "unsupported_version"
+    default_message = "the vault was written by a newer version of Tacit"
+
+
+class WeakKdfError(IntegrityError):
+    code = "weak_kdf"
+    default_message = (
+        "the vault header asks for key-derivation parameters below the production floor"
+    )
+
+
+class VaultExistsError(TacitError):
+    code = "vault_exists"
+    exit_status = 6
+    default_message = "a vault already exists there"
+
+
+class VaultMissingError(TacitError):
+    code = "vault_missing"
+    exit_status = 6
+    default_message = "no vault there; create one with 'tacit init'"
+
+
+class VaultLockedError(TacitError):
+    code = "vault_locked"
+    exit_status = 7
+    default_message = "the vault is locked"
+
+
+class StorageError(TacitError):
+    code = "storage_error"
+    exit_status = 8
+    default_message = "the vault could not be written (disk full or not writable?)"

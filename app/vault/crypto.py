@@ -1,0 +1,296 @@
+"""The cryptographic primitives of Tacit, and the only module that touches them.
+
+Everything else in the project calls this module; an import-linter contract keeps
+``cryptography``, ``argon2`` and ``hmac`` out of every other module.
+
+What lives here:
+- typed secrets (``SecretBytes`` and its subclasses) with a redacted ``repr`` and
+  ``wipe()``; no public function takes a raw ``bytes`` key;
+- Argon2id (memory-hard passphrase stretching) with a production floor and a calibration
+  routine; the single switch that lets tests use weak parameters;
+- HKDF-SHA256 with purpose labels, ChaCha20-Poly1305 AEAD for key wrapping, HMAC-SHA256.
+
+Honest limit: CPython cannot guarantee that secrets are erased from memory. ``wipe()``
+zeroes our own buffers; copies made by the interpreter or by C libraries may survive
+until the memory is reused. docs/SECURITY.md says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Self, TypeVar
+
+from argon2.low_level import Type, hash_secret_raw
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+K = TypeVar("K", bound="SymmetricKey")
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+SALT_BYTES = 16
+
+# Purpose labels for HKDF. Changing one changes every derived key: never do it without a
+# format version bump. Known-answer tests pin them.
+LABEL_PASSPHRASE_KEK = "tacit/v1/vault/passphrase-kek"  # noqa: S105 - a label
+LABEL_RECOVERY_KEK = "tacit/v1/vault/recovery-kek"
+LABEL_HEADER_MAC = "tacit/v1/vault/header-mac"
+
+# The one switch that lets tests and benchmarks create vaults with tiny KDF parameters.
+INSECURE_TEST_KDF_ENV = "TACIT_INSECURE_TEST_KDF"
+
+
+class CryptoError(Exception):
+    """Authentication of ciphertext failed. Internal: callers map it to a TacitError."""
+
+
+class SecretBytes:
+    """Secret material in a mutable buffer we can zero. Never printed, never compared
+    in variable time."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._buf = bytearray(data)
+
+    @classmethod
+    def generate(cls, length: int = KEY_BYTES) -> Self:
+        return cls(secrets.token_bytes(length))
+
+    def reveal(self) -> bytes:
+        """The secret as bytes, for handing to a primitive. Keep the result short-lived."""
+        if self.wiped:
+            raise ValueError("secret was wiped")
+        return bytes(self._buf)
+
+    def hex(self) -> str:
+        return self.reveal().hex()
+
+    def wipe(self) -> None:
+        for i in range(len(self._buf)):
+            self._buf[i] = 0
+        self._buf = bytearray()
+
+    @property
+    def wiped(self) -> bool:
+        return len(self._buf) == 0
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SecretBytes):
+            return NotImplemented
+        return hmac.compare_digest(bytes(self._buf), bytes(other._buf))
+
+    def __hash__(self) -> int:  # secrets are not dictionary keys
+        raise TypeError("secrets are unhashable")
+
+    def __repr__(self) -> str:
+        state = "wiped" if self.wiped else f"{len(self._buf)} bytes"
+        return f"<{type(self).__name__} redacted, {state}>"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("secrets cannot be pickled")
+
+
+class Passphrase(SecretBytes):
+    """A user passphrase, NFC-normalised so the same words typed on any keyboard or input
+    method derive the same key."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_str(cls, text: str) -> Passphrase:
+        return cls(unicodedata.normalize("NFC", text).encode("utf-8"))
+
+
+class SymmetricKey(SecretBytes):
+    """A 256-bit symmetric key."""
+
+    __slots__ = ()
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        if len(data) != KEY_BYTES:
+            raise ValueError("a symmetric key is 32 bytes")
+        super().__init__(data)
+
+
+class DbKey(SymmetricKey):
+    """The random key that opens the SQLCipher database."""
+
+    __slots__ = ()
+
+
+class DeviceSecret(SymmetricKey):
+    """A random secret kept in the OS keychain that binds the passphrase slot to it."""
+
+    __slots__ = ()
+
+
+class RecoveryKey(SymmetricKey):
+    """The random recovery key shown once at vault creation."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KdfParams:
+    """Argon2id parameters; stored in the vault header."""
+
+    memory_kib: int
+    iterations: int
+    parallelism: int
+    algorithm: str = "argon2id"
+    version: int = 19
+
+    def to_dict(self) -> dict[str, int | str]:
+        return {
+            "algorithm": self.algorithm,
+            "version": self.version,
+            "memory_kib": self.memory_kib,
+            "iterations": self.iterations,
+            "parallelism": self.parallelism,
+        }
+
+    def at_least(self, floor: KdfParams) -> bool:
+        return (
+            self.algorithm == floor.algorithm
+            and self.version == floor.version
+            and self.memory_kib >= floor.memory_kib
+            and self.iterations >= floor.iterations
+            and self.parallelism >= floor.parallelism
+        )
+
+
+# Production floor (m = 256 MiB, t = 3, p = 2): stronger than the defaults of the
+# libraries and password managers we compared against. Calibration only ever goes up.
+PRODUCTION_FLOOR = KdfParams(memory_kib=256 * 1024, iterations=3, parallelism=2)
+# Tiny parameters for tests and benchmarks only, behind INSECURE_TEST_KDF_ENV.
+INSECURE_TEST_PARAMS = KdfParams(memory_kib=1024, iterations=1, parallelism=1)
+MAX_ITERATIONS = 64
+
+
+def insecure_test_kdf_enabled() -> bool:
+    return os.environ.get(INSECURE_TEST_KDF_ENV, "") == "1"
+
+
+def kdf_floor() -> KdfParams:
+    """The weakest parameters this process accepts for unlocking."""
+    return INSECURE_TEST_PARAMS if insecure_test_kdf_enabled() else PRODUCTION_FLOOR
+
+
+def argon2id(passphrase: Passphrase, salt: bytes, params: KdfParams) -> SymmetricKey:
+    """Stretch a passphrase. Raises ValueError on parameters argon2 rejects."""
+    if params.algorithm != "argon2id" or params.version != 19:
+        raise ValueError("unsupported KDF")
+    raw = hash_secret_raw(
+        secret=passphrase.reveal(),
+        salt=salt,
+        time_cost=params.iterations,
+        memory_cost=params.memory_kib,
+        parallelism=params.parallelism,
+        hash_len=KEY_BYTES,
+        type=Type.ID,
+        version=params.version,
+    )
+    return SymmetricKey(raw)
+
+
+def calibrate_kdf(
+    target_seconds: float = 1.0,
+    *,
+    floor: KdfParams = PRODUCTION_FLOOR,
+    timer: Callable[[], float] = time.perf_counter,
+) -> KdfParams:
+    """Pick Argon2id parameters that take about ``target_seconds`` here, never below
+    ``floor``: one measured run at the floor, then iterations scaled up linearly (cost
+    is linear in t). Memory stays at the floor so low-memory machines are not hurt."""
+    probe = Passphrase(b"calibration")
+    salt = secrets.token_bytes(SALT_BYTES)
+    start = timer()
+    argon2id(probe, salt, floor).wipe()
+    elapsed = max(timer() - start, 1e-6)
+    scale = target_seconds / elapsed
+    iterations = min(MAX_ITERATIONS, max(floor.iterations, round(floor.iterations * scale)))
+    return KdfParams(
+        memory_kib=floor.memory_kib, iterations=iterations, parallelism=floor.parallelism
+    )
+
+
+def new_creation_params() -> KdfParams:
+    """Parameters for a new vault: calibrated, or tiny under the test switch."""
+    if insecure_test_kdf_enabled():
+        return INSECURE_TEST_PARAMS
+    return calibrate_kdf()
+
+
+def hkdf(ikm: SecretBytes, *, salt: bytes, label: str) -> SymmetricKey:
+    """HKDF-SHA256 to one 256-bit key for one purpose."""
+    derived = HKDF(
+        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=label.encode("ascii")
+    ).derive(ikm.reveal())
+    return SymmetricKey(derived)
+
+
+def concat(*parts: SecretBytes) -> SecretBytes:
+    return SecretBytes(b"".join(p.reveal() for p in parts))
+
+
+def seal(key: SymmetricKey, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
+    """ChaCha20-Poly1305 with a fresh random nonce. Returns (nonce, ciphertext+tag)."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    return nonce, ChaCha20Poly1305(key.reveal()).encrypt(nonce, plaintext, aad)
+
+
+def open_sealed(key: SymmetricKey, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    """Inverse of ``seal``. Raises CryptoError when anything was altered or the key is
+    wrong (the two are indistinguishable by design)."""
+    try:
+        return ChaCha20Poly1305(key.reveal()).decrypt(nonce, ciphertext, aad)
+    except (InvalidTag, ValueError) as exc:
+        raise CryptoError("authentication failed") from exc
+
+
+def wrap_key(kek: SymmetricKey, key: SymmetricKey, aad: bytes) -> tuple[bytes, bytes]:
+    return seal(kek, key.reveal(), aad)
+
+
+def unwrap_key(
+    kek: SymmetricKey, nonce: bytes, ciphertext: bytes, aad: bytes, key_type: type[K]
+) -> K:
+    raw = open_sealed(kek, nonce, ciphertext, aad)
+    if len(raw) != KEY_BYTES:
+        raise CryptoError("wrapped key has the wrong length")
+    return key_type(raw)
+
+
+def mac(key: SymmetricKey, data: bytes) -> bytes:
+    return hmac.new(key.reveal(), data, hashlib.sha256).digest()
+
+
+def mac_ok(key: SymmetricKey, data: bytes, tag: bytes) -> bool:
+    return hmac.compare_digest(mac(key, data), tag)
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def random_bytes(length: int) -> bytes:
+    return secrets.token_bytes(length)
+
+
+def constant_time_equal(a: bytes, b: bytes) -> bool:
+    return hmac.compare_digest(a, b)

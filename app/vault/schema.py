@@ -1,0 +1,86 @@
+"""The vault's SQL schema as an ordered list of migrations.
+
+Invariant: a released migration is never edited; changes are new entries. Each runs in
+one transaction together with the ``user_version`` bump, so a crash mid-migration leaves
+the previous schema intact.
+
+Notes live in ``notes`` (the current revision); every superseded revision is kept in
+``note_revisions``. ``notes_fts`` is an external-content FTS5 index over title and body,
+kept in step by triggers, with title matches weighted five times the body's.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
+    (
+        1,
+        (
+            """CREATE TABLE meta (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) WITHOUT ROWID""",
+            """CREATE TABLE clients (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                dob TEXT,
+                email TEXT,
+                phone TEXT,
+                status TEXT NOT NULL DEFAULT 'active'
+                    CHECK (status IN ('active', 'discharged')),
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX clients_by_name ON clients (name COLLATE NOCASE)",
+            """CREATE TABLE notes (
+                seq INTEGER PRIMARY KEY,
+                id TEXT NOT NULL UNIQUE,
+                client_id TEXT NOT NULL REFERENCES clients (id),
+                kind TEXT NOT NULL CHECK (kind IN
+                    ('intake', 'progress', 'mse', 'treatment_plan', 'psychotherapy')),
+                template TEXT NOT NULL,
+                title TEXT NOT NULL,
+                session_date TEXT,
+                body TEXT NOT NULL,
+                author TEXT NOT NULL,
+                revision INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX notes_by_client ON notes (client_id, session_date DESC, seq DESC)",
+            "CREATE INDEX notes_by_date ON notes (session_date DESC, seq DESC)",
+            """CREATE TABLE note_revisions (
+                note_id TEXT NOT NULL REFERENCES notes (id),
+                revision INTEGER NOT NULL,
+                title TEXT NOT NULL,
+                body TEXT NOT NULL,
+                author TEXT NOT NULL,
+                saved_at TEXT NOT NULL,
+                PRIMARY KEY (note_id, revision)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE note_tags (
+                note_id TEXT NOT NULL REFERENCES notes (id),
+                tag TEXT NOT NULL,
+                PRIMARY KEY (note_id, tag)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX note_tags_by_tag ON note_tags (tag)",
+            """CREATE VIRTUAL TABLE notes_fts USING fts5 (
+                title, body,
+                content = 'notes', content_rowid = 'seq',
+                tokenize = 'unicode61 remove_diacritics 2'
+            )""",
+            "INSERT INTO notes_fts (notes_fts, rank) VALUES ('rank', 'bm25(5.0, 1.0)')",
+            """CREATE TRIGGER notes_fts_insert AFTER INSERT ON notes BEGIN
+                INSERT INTO notes_fts (rowid, title, body) VALUES (new.seq, new.title, new.body);
+            END""",
+            """CREATE TRIGGER notes_fts_delete AFTER DELETE ON notes BEGIN
+                INSERT INTO notes_fts (notes_fts, rowid, title, body)
+                    VALUES ('delete', old.seq, old.title, old.body);
+            END""",
+            """CREATE TRIGGER notes_fts_update AFTER UPDATE OF title, body ON notes BEGIN
+                INSERT INTO notes_fts (notes_fts, rowid, title, body)
+                    VALUES ('delete', old.seq, old.title, old.body);
+                INSERT INTO notes_fts (rowid, title, body) VALUES (new.seq, new.title, new.body);
+            END""",
+        ),
+    ),
+]

@@ -1,0 +1,443 @@
+"""``VaultService``: the one object the CLI and the desktop app drive.
+
+It owns the vault's lifecycle (create, unlock, lock, passphrase change, recovery), the
+lock/idle state machine (with an injectable clock), and delegates record work to
+``RecordStore`` while the vault is unlocked.
+
+Invariants:
+- while LOCKED there is no DB key and no open connection in this object; every record
+  method raises VaultLockedError;
+- lock() closes the database and wipes the key; it is idempotent and safe from any thread;
+- a failed operation leaves the files exactly as they were (transactions, atomic header
+  writes, and the header written last when a vault is created);
+- listeners get typed events (models.VaultEvent), never strings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.errors import (
+    IntegrityError,
+    InvalidInputError,
+    VaultExistsError,
+    VaultLockedError,
+)
+from app.vault import crypto, hardening, header, keyslots
+from app.vault.clock import Clock, SystemClock, iso
+from app.vault.crypto import DbKey, Passphrase
+from app.vault.db import SCHEMA_VERSION, Database, connect
+from app.vault.fsutil import private_dir
+from app.vault.keychain import Keychain, OsKeychain
+from app.vault.models import (
+    Client,
+    LockReason,
+    LockState,
+    Note,
+    NoteSummary,
+    RecordChanged,
+    Revision,
+    SearchHit,
+    Template,
+    VaultEvent,
+    VaultLocked,
+    VaultUnlocked,
+)
+from app.vault.passphrase import require_strong
+from app.vault.store import RecordStore
+from app.vault.templates import get_template, load_templates
+
+DEFAULT_IDLE_TIMEOUT = 5 * 60
+MIN_IDLE_TIMEOUT = 60
+MAX_IDLE_TIMEOUT = 60 * 60
+DEFAULT_CLINICIAN = "Clinician"
+
+Listener = Callable[[VaultEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class VaultPaths:
+    directory: Path
+
+    @property
+    def header(self) -> Path:
+        return self.directory / "vault.header"
+
+    @property
+    def database(self) -> Path:
+        return self.directory / "vault.db"
+
+    @property
+    def creating(self) -> Path:
+        return self.directory / "vault.db.creating"
+
+
+class IdleTimer:
+    """Idle state machine: activity resets it; it expires ``timeout`` seconds after the
+    last activity, measured on the injected monotonic clock."""
+
+    def __init__(self, clock: Clock, timeout: float) -> None:
+        self._clock = clock
+        self.timeout = timeout
+        self._last = clock.monotonic()
+
+    def touch(self) -> None:
+        self._last = self._clock.monotonic()
+
+    def remaining(self) -> float:
+        return max(0.0, self.timeout - (self._clock.monotonic() - self._last))
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0.0
+
+
+class VaultService:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        clock: Clock | None = None,
+        keychain: Keychain | None = None,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ) -> None:
+        self.paths = VaultPaths(Path(directory))
+        self.clock: Clock = clock or SystemClock()
+        self.keychain: Keychain = keychain if keychain is not None else OsKeychain()
+        self._idle = IdleTimer(self.clock, self._valid_timeout(idle_timeout))
+        self._listeners: list[Listener] = []
+        self._guard = threading.RLock()
+        self._db: Database | None = None
+        self._db_key: DbKey | None = None
+        self._store: RecordStore | None = None
+        self._header: header.VaultHeader | None = None
+        self._author = DEFAULT_CLINICIAN
+        # note id -> revision created by an autosave in this editing session; further
+        # autosaves amend it instead of piling up one revision per pause in typing.
+        self._drafts: dict[str, int] = {}
+
+    # -- events ------------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _emit(self, event: VaultEvent) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    # -- state -------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.paths.header.exists()
+
+    @property
+    def state(self) -> LockState:
+        return LockState.UNLOCKED if self._store is not None else LockState.LOCKED
+
+    @property
+    def is_unlocked(self) -> bool:
+        return self._store is not None
+
+    def _now(self) -> str:
+        return iso(self.clock.now())
+
+    def read_header(self) -> header.VaultHeader:
+        """The header as on disk (no key needed). Raises VaultMissingError,
+        IntegrityError, UnsupportedVersionError."""
+        return header.read(self.paths.header)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def create(
+        self,
+        passphrase: Passphrase,
+        *,
+        clinician: str | None = None,
+        kdf_params: crypto.KdfParams | None = None,
+    ) -> str:
+        """Create a vault and leave it unlocked. Returns the printable recovery key, which
+        is shown once and stored nowhere. Raises VaultExistsError, WeakPassphraseError,
+        StorageError."""
+        with self._guard:
+            if self.exists():
+                raise VaultExistsError(f"a vault already exists in {self.paths.directory}")
+            if self.paths.database.exists():
+                raise VaultExistsError(
+                    f"{self.paths.database} exists without its header; refusing to touch it"
+                )
+            require_strong(passphrase)
+            params = kdf_params or crypto.new_creation_params()
+            private_dir(self.paths.directory)
+            hardening.harden_process()
+            created = keyslots.create(passphrase, self.keychain, params, self._now())
+            # Build the database under a temporary name, write the header, then rename:
+            # a crash at any point leaves either no vault or a complete one.
+            self.paths.creating.unlink(missing_ok=True)
+            db = Database(connect(self.paths.creating, created.db_key, create=True))
+            try:
+                db.migrate()
+                store = RecordStore(db, self._now, lambda: self._author)
+                store.set_meta("vault_id", created.header.vault_id)
+                store.set_meta("clinician", (clinician or DEFAULT_CLINICIAN).strip())
+                store.set_meta("created_at", created.header.created_at)
+            finally:
+                db.close()
+            try:
+                header.write(self.paths.header, created.header)
+                self.paths.creating.replace(self.paths.database)
+            except BaseException:
+                self.paths.header.unlink(missing_ok=True)
+                self.paths.creating.unlink(missing_ok=True)
+                created.db_key.wipe()
+                raise
+            self._open(created.header, created.db_key)
+            return created.recovery_key
+
+    def unlock(self, passphrase: Passphrase) -> None:
+        """Raises VaultMissingError, WrongPassphraseError, DeviceSecretMissingError,
+        IntegrityError, UnsupportedVersionError, WeakKdfError."""
+        with self._guard:
+            if self.is_unlocked:
+                return
+            hdr = self.read_header()
+            db_key = keyslots.open_with_passphrase(hdr, passphrase, self.keychain)
+            self._open(hdr, db_key)
+
+    def unlock_with_recovery_key(self, recovery_key: str) -> None:
+        """Unlock with the printable recovery key; the caller should then set a new
+        passphrase (``change_passphrase``). Raises WrongRecoveryKeyError, IntegrityError."""
+        with self._guard:
+            if self.is_unlocked:
+                return
+            hdr = self.read_header()
+            self._open(hdr, keyslots.open_with_recovery_key(hdr, recovery_key))
+
+    def _open(self, hdr: header.VaultHeader, db_key: DbKey) -> None:
+        if not self.paths.database.exists() and self.paths.creating.exists():
+            self.paths.creating.replace(self.paths.database)  # finish an interrupted create
+        try:
+            db = Database(connect(self.paths.database, db_key, create=False))
+        except BaseException:
+            db_key.wipe()
+            raise
+        try:
+            db.migrate()
+            store = RecordStore(db, self._now, lambda: self._author)
+            if store.get_meta("vault_id") != hdr.vault_id:
+                raise IntegrityError("the database does not belong to this vault header")
+            self._author = store.get_meta("clinician") or DEFAULT_CLINICIAN
+        except BaseException:
+            db.close()
+            db_key.wipe()
+            raise
+        hardening.harden_process()
+        self._db, self._db_key, self._store, self._header = db, db_key, store, hdr
+        self._idle.touch()
+        self._emit(VaultUnlocked(hdr.vault_id))
+
+    def lock(self, reason: LockReason = LockReason.USER) -> None:
+        """Close the database and wipe the key. Idempotent."""
+        with self._guard:
+            if self._db is None:
+                return
+            self._db.close()
+            if self._db_key is not None:
+                self._db_key.wipe()
+            self._db = self._db_key = self._store = None
+            self._header = None
+            self._drafts.clear()
+        self._emit(VaultLocked(reason))
+
+    def change_passphrase(self, new_passphrase: Passphrase) -> None:
+        """Rewrap the DB key under a new passphrase (the vault must be unlocked). The
+        old passphrase stops working at once. Raises WeakPassphraseError, StorageError."""
+        with self._guard:
+            self._require_unlocked()
+            require_strong(new_passphrase)
+            if self._header is None or self._db_key is None:
+                raise VaultLockedError()
+            params = crypto.new_creation_params()
+            new_header = keyslots.set_passphrase(
+                self._header, self._db_key, new_passphrase, self.keychain, params
+            )
+            header.write(self.paths.header, new_header)
+            self._header = new_header
+
+    # -- idle --------------------------------------------------------------------------
+    @staticmethod
+    def _valid_timeout(seconds: float) -> float:
+        if not MIN_IDLE_TIMEOUT <= seconds <= MAX_IDLE_TIMEOUT:
+            raise InvalidInputError("the idle timeout must be between 1 and 60 minutes")
+        return float(seconds)
+
+    @property
+    def idle_timeout(self) -> float:
+        return self._idle.timeout
+
+    @idle_timeout.setter
+    def idle_timeout(self, seconds: float) -> None:
+        self._idle.timeout = self._valid_timeout(seconds)
+
+    def record_activity(self) -> None:
+        self._idle.touch()
+
+    def idle_remaining(self) -> float:
+        return self._idle.remaining()
+
+    def check_idle(self) -> bool:
+        """Lock if the idle timeout has passed. Returns True when it locked."""
+        if self.is_unlocked and self._idle.expired():
+            self.lock(LockReason.IDLE)
+            return True
+        return False
+
+    # -- records -----------------------------------------------------------------------
+    def _require_unlocked(self) -> RecordStore:
+        store = self._store
+        if store is None:
+            raise VaultLockedError()
+        return store
+
+    def add_client(
+        self, name: str, *, dob: str | None = None, email: str | None = None,
+        phone: str | None = None,
+    ) -> Client:  # fmt: skip
+        client = self._require_unlocked().add_client(name, dob, email, phone)
+        self._emit(RecordChanged("client", client.id))
+        return client
+
+    def get_client(self, client_id: str) -> Client:
+        return self._require_unlocked().get_client(client_id)
+
+    def list_clients(self, *, status: str | None = None, query: str | None = None) -> list[Client]:
+        return self._require_unlocked().list_clients(status=status, query=query)
+
+    def update_client(self, client_id: str, **changes: str | None) -> Client:
+        client = self._require_unlocked().update_client(client_id, **changes)
+        self._emit(RecordChanged("client", client.id))
+        return client
+
+    def discharge_client(self, client_id: str) -> Client:
+        return self.update_client(client_id, status="discharged")
+
+    def templates(self) -> tuple[Template, ...]:
+        return load_templates()
+
+    def template(self, template_id: str) -> Template:
+        return get_template(template_id)
+
+    def create_note(
+        self,
+        client_id: str,
+        template_id: str,
+        *,
+        kind: str | None = None,
+        title: str | None = None,
+        body: str | None = None,
+        session_date: str | None = None,
+        tags: Iterable[str] = (),
+    ) -> Note:
+        """A new note from a template: with no body, the template's sections."""
+        store = self._require_unlocked()
+        template = get_template(template_id)
+        when = session_date or self.clock.now().date().isoformat()
+        note = store.create_note(
+            client_id,
+            kind=kind or template.kind,
+            template=template.id,
+            title=title or f"{template.name} {when}",
+            body=body if body else template.initial_body(),
+            session_date=when,
+            tags=tags,
+        )
+        self._emit(RecordChanged("note", note.id))
+        return note
+
+    def get_note(self, note_id: str) -> Note:
+        return self._require_unlocked().get_note(note_id)
+
+    def list_notes(
+        self, client_id: str | None = None, *, limit: int = 50, offset: int = 0
+    ) -> list[NoteSummary]:
+        return self._require_unlocked().list_notes(client_id, limit=limit, offset=offset)
+
+    def count_notes(self, client_id: str | None = None) -> int:
+        return self._require_unlocked().count_notes(client_id)
+
+    def edit_note(
+        self,
+        note_id: str,
+        *,
+        body: str | None = None,
+        title: str | None = None,
+        session_date: str | None = None,
+        expected_revision: int | None = None,
+        autosave: bool = False,
+    ) -> Note:
+        """Save an edit as a new revision (the old one is kept). With ``autosave``, the
+        first autosave of an editing session makes a new revision and later ones amend
+        it, until ``finish_editing`` (explicit save, closing the note, or lock)."""
+        store = self._require_unlocked()
+        nid = store.resolve_id("notes", note_id)
+        draft = self._drafts.get(nid)
+        current = store.get_note(nid)
+        in_place = autosave and draft is not None and draft == current.revision
+        note = store.edit_note(
+            nid, body=body, title=title, session_date=session_date,
+            expected_revision=expected_revision, in_place=in_place,
+        )  # fmt: skip
+        if autosave:
+            self._drafts[nid] = note.revision
+        else:
+            self._drafts.pop(nid, None)
+        self._emit(RecordChanged("note", note.id))
+        return note
+
+    def finish_editing(self, note_id: str) -> None:
+        """End the editing session: the next edit of this note starts a new revision."""
+        self._drafts.pop(note_id, None)
+
+    def note_history(self, note_id: str) -> list[Revision]:
+        return self._require_unlocked().history(note_id)
+
+    def search(self, text: str, *, limit: int = 20) -> list[SearchHit]:
+        return self._require_unlocked().search(text, limit=limit)
+
+    def check(self) -> list[str]:
+        """Full integrity check of the database pages and indexes."""
+        self._require_unlocked()
+        if self._db is None:
+            raise VaultLockedError()
+        return self._db.check()
+
+    def status(self) -> dict[str, Any]:
+        """What `tacit status` shows. Works locked (header facts only) and unlocked."""
+        hdr = self._header or self.read_header()
+        info: dict[str, Any] = {
+            "vault": str(self.paths.directory),
+            "vault_id": hdr.vault_id,
+            "state": self.state.value,
+            "format_version": hdr.format_version,
+            "schema_version": SCHEMA_VERSION,
+            "kdf": {k: v for k, v in hdr.kdf.to_dict().items() if k != "version"},
+            "keychain_bound": hdr.keychain_bound,
+            "keychain_available": self.keychain.available(),
+            "insecure_test_kdf": not hdr.kdf.at_least(crypto.PRODUCTION_FLOOR),
+            "recovery_slot": header.SLOT_RECOVERY in hdr.slots,
+            "created_at": hdr.created_at,
+            "idle_timeout_s": int(self.idle_timeout),
+        }
+        store = self._store
+        if store is not None:
+            info["clients"] = store.count("clients")
+            info["notes"] = store.count("notes")
+            info["revisions"] = store.count("note_revisions") + info["notes"]
+            info["clinician"] = self._author
+        info["process"] = hardening.status()
+        return info
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.lock(LockReason.QUIT)

@@ -1,0 +1,384 @@
+"""Records in the open vault: clients, notes, revisions, tags, full-text search.
+
+``RecordStore`` speaks SQL and returns typed records; it does no key handling and no
+policy (that is the service's job). Every write is one transaction: it commits whole or
+not at all. Input is validated here so a bad value is an InvalidInputError, never a
+half-applied change.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import date
+from typing import Any
+
+from app.errors import AmbiguousIdError, InvalidInputError, NotFoundError
+from app.vault.db import Database
+from app.vault.models import (
+    CLIENT_STATUSES,
+    MARK_END,
+    MARK_START,
+    NOTE_KINDS,
+    Client,
+    Note,
+    NoteSummary,
+    Revision,
+    SearchHit,
+)
+
+MAX_NAME = 200
+MAX_TITLE = 300
+MAX_BODY = 2_000_000  # characters; a note is prose, not an attachment
+MAX_TAG = 64
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_PHRASE = re.compile(r'"([^"]*)"')
+
+_CLIENT_COLS = "id, name, dob, email, phone, status, created_at, updated_at"
+_SUMMARY_COLS = (
+    "id, client_id, kind, template, title, session_date, author, revision, created_at, updated_at"
+)
+_NOTE_COLS = (
+    "id, client_id, kind, template, title, session_date, body, author, revision, "
+    "created_at, updated_at"
+)
+_REVISION_COLS = "note_id, revision, title, body, author, saved_at"
+_HIT_COLS = "id, client_id, kind, title, session_date, snippet"
+
+
+def _fields(columns: str, row: Any) -> dict[str, Any]:
+    """A row as keyword arguments for the record type with those field names."""
+    return dict(zip(columns.split(", "), row, strict=True))
+
+
+def _text(value: str | None, field: str, limit: int, *, required: bool = False) -> str | None:
+    if value is None:
+        if required:
+            raise InvalidInputError(f"{field} is required")
+        return None
+    value = value.strip()
+    if required and not value:
+        raise InvalidInputError(f"{field} is required")
+    if len(value) > limit:
+        raise InvalidInputError(f"{field} is longer than {limit} characters")
+    if "\x00" in value:
+        raise InvalidInputError(f"{field} contains a NUL character")
+    return value or None
+
+
+def _date(value: str | None, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise InvalidInputError(f"{field} must be a date as YYYY-MM-DD") from None
+
+
+def _body(value: str) -> str:
+    if len(value) > MAX_BODY:
+        raise InvalidInputError(f"a note body is limited to {MAX_BODY} characters")
+    if "\x00" in value:
+        raise InvalidInputError("the note body contains a NUL character")
+    return value
+
+
+def fts_query(text: str, *, prefix_last: bool) -> str | None:
+    """Turn what a person typed into a safe FTS5 query: quoted phrases stay phrases,
+    every other word must match, the last word may be a prefix (search as you type).
+    Never produces FTS5 syntax errors; returns None when nothing is searchable."""
+    parts: list[str] = []
+    for phrase in _PHRASE.findall(text):
+        words = _TOKEN.findall(phrase)
+        if words:
+            parts.append('"' + " ".join(words) + '"')
+    rest = _PHRASE.sub(" ", text)
+    words = _TOKEN.findall(rest)
+    for i, word in enumerate(words):
+        last = i == len(words) - 1
+        parts.append(f'"{word}"' + ("*" if prefix_last and last and not text.endswith(" ") else ""))
+    return " ".join(parts) if parts else None
+
+
+class RecordStore:
+    def __init__(self, db: Database, now: Callable[[], str], author: Callable[[], str]) -> None:
+        self._db = db
+        self._now = now
+        self._author = author
+
+    # -- ids ---------------------------------------------------------------------------
+    def resolve_id(self, table: str, ident: str) -> str:
+        """Full id, or a unique prefix of at least 4 characters (easier to type)."""
+        if table not in ("clients", "notes"):
+            raise ValueError("unknown table")
+        ident = ident.strip().lower()
+        if len(ident) < 4 or not re.fullmatch(r"[0-9a-f-]+", ident):
+            raise NotFoundError(f"no {table[:-1]} with id {ident!r}")
+        rows = self._db.query(
+            f"SELECT id FROM {table} WHERE id >= ? AND id < ? LIMIT 2",
+            (ident, ident + "\uffff"),
+        )
+        if not rows:
+            raise NotFoundError(f"no {table[:-1]} with id {ident!r}")
+        if len(rows) > 1 and rows[0][0] != ident:
+            raise AmbiguousIdError(f"{ident!r} matches more than one {table[:-1]}")
+        return str(rows[0][0])
+
+    # -- clients -----------------------------------------------------------------------
+    def add_client(
+        self, name: str, dob: str | None = None, email: str | None = None, phone: str | None = None
+    ) -> Client:
+        now = self._now()
+        client = Client(
+            id=str(uuid.uuid4()),
+            name=_text(name, "name", MAX_NAME, required=True) or "",
+            dob=_date(dob, "date of birth"),
+            email=_text(email, "email", MAX_NAME),
+            phone=_text(phone, "phone", MAX_NAME),
+            status="active",
+            created_at=now,
+            updated_at=now,
+        )
+        with self._db.transaction() as conn:
+            conn.execute(
+                f"INSERT INTO clients ({_CLIENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (client.id, client.name, client.dob, client.email, client.phone,
+                 client.status, client.created_at, client.updated_at),
+            )  # fmt: skip
+        return client
+
+    def get_client(self, client_id: str) -> Client:
+        cid = self.resolve_id("clients", client_id)
+        row = self._db.one(f"SELECT {_CLIENT_COLS} FROM clients WHERE id = ?", (cid,))
+        return Client(*row)
+
+    def list_clients(self, *, status: str | None = None, query: str | None = None) -> list[Client]:
+        sql = f"SELECT {_CLIENT_COLS} FROM clients"
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            if status not in CLIENT_STATUSES:
+                raise InvalidInputError(f"status must be one of {', '.join(CLIENT_STATUSES)}")
+            where.append("status = ?")
+            params.append(status)
+        if query:
+            where.append("name LIKE ? ESCAPE '\\'")
+            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.append(f"%{escaped}%")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY name COLLATE NOCASE, id"
+        return [Client(*row) for row in self._db.query(sql, tuple(params))]
+
+    def update_client(self, client_id: str, **changes: str | None) -> Client:
+        current = self.get_client(client_id)
+        allowed = {"name", "dob", "email", "phone", "status"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise InvalidInputError(f"unknown client field(s): {', '.join(sorted(unknown))}")
+        values = {
+            "name": current.name, "dob": current.dob, "email": current.email,
+            "phone": current.phone, "status": current.status,
+        }  # fmt: skip
+        values.update(changes)
+        name = _text(values["name"], "name", MAX_NAME, required=True)
+        status = values["status"]
+        if status not in CLIENT_STATUSES:
+            raise InvalidInputError(f"status must be one of {', '.join(CLIENT_STATUSES)}")
+        now = self._now()
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE clients SET name = ?, dob = ?, email = ?, phone = ?, status = ?, "
+                "updated_at = ? WHERE id = ?",
+                (name, _date(values["dob"], "date of birth"),
+                 _text(values["email"], "email", MAX_NAME),
+                 _text(values["phone"], "phone", MAX_NAME), status, now, current.id),
+            )  # fmt: skip
+        return self.get_client(current.id)
+
+    def count(self, table: str) -> int:
+        if table not in ("clients", "notes", "note_revisions"):
+            raise ValueError("unknown table")
+        return int(self._db.one(f"SELECT count(*) FROM {table}")[0])
+
+    # -- notes -------------------------------------------------------------------------
+    def create_note(
+        self,
+        client_id: str,
+        *,
+        kind: str,
+        template: str,
+        title: str,
+        body: str,
+        session_date: str | None,
+        tags: Iterable[str] = (),
+    ) -> Note:
+        if kind not in NOTE_KINDS:
+            raise InvalidInputError(f"kind must be one of {', '.join(NOTE_KINDS)}")
+        cid = self.resolve_id("clients", client_id)
+        now = self._now()
+        note = Note(
+            id=str(uuid.uuid4()),
+            client_id=cid,
+            kind=kind,
+            template=template,
+            title=_text(title, "title", MAX_TITLE, required=True) or "",
+            session_date=_date(session_date, "session date"),
+            body=_body(body),
+            author=self._author(),
+            revision=1,
+            created_at=now,
+            updated_at=now,
+            tags=self._clean_tags(tags),
+        )
+        with self._db.transaction() as conn:
+            conn.execute(
+                f"INSERT INTO notes ({_NOTE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (note.id, note.client_id, note.kind, note.template, note.title,
+                 note.session_date, note.body, note.author, note.revision, now, now),
+            )  # fmt: skip
+            conn.executemany(
+                "INSERT INTO note_tags (note_id, tag) VALUES (?, ?)",
+                [(note.id, t) for t in note.tags],
+            )
+        return note
+
+    def _clean_tags(self, tags: Iterable[str]) -> tuple[str, ...]:
+        cleaned: set[str] = set()
+        for tag in tags:
+            t = (_text(tag, "tag", MAX_TAG) or "").lower()
+            if t:
+                cleaned.add(t)
+        return tuple(sorted(cleaned))
+
+    def get_note(self, note_id: str) -> Note:
+        nid = self.resolve_id("notes", note_id)
+        row = self._db.one(f"SELECT {_NOTE_COLS} FROM notes WHERE id = ?", (nid,))
+        tags = tuple(
+            r[0]
+            for r in self._db.query(
+                "SELECT tag FROM note_tags WHERE note_id = ? ORDER BY tag", (nid,)
+            )
+        )
+        return Note(**_fields(_NOTE_COLS, row), tags=tags)
+
+    def list_notes(
+        self, client_id: str | None = None, *, limit: int = 50, offset: int = 0
+    ) -> list[NoteSummary]:
+        """Newest session first; ``limit``/``offset`` page through large vaults."""
+        if limit < 1 or offset < 0:
+            raise InvalidInputError("limit must be positive and offset not negative")
+        if client_id is not None:
+            cid = self.resolve_id("clients", client_id)
+            rows = self._db.query(
+                f"SELECT {_SUMMARY_COLS} FROM notes WHERE client_id = ? "
+                "ORDER BY session_date DESC, seq DESC LIMIT ? OFFSET ?",
+                (cid, limit, offset),
+            )
+        else:
+            rows = self._db.query(
+                f"SELECT {_SUMMARY_COLS} FROM notes "
+                "ORDER BY session_date DESC, seq DESC LIMIT ? OFFSET ?",
+                (limit, offset),
+            )
+        return [NoteSummary(*row) for row in rows]
+
+    def count_notes(self, client_id: str | None = None) -> int:
+        if client_id is None:
+            return self.count("notes")
+        cid = self.resolve_id("clients", client_id)
+        return int(self._db.one("SELECT count(*) FROM notes WHERE client_id = ?", (cid,))[0])
+
+    def edit_note(
+        self,
+        note_id: str,
+        *,
+        body: str | None = None,
+        title: str | None = None,
+        session_date: str | None = None,
+        expected_revision: int | None = None,
+        in_place: bool = False,
+    ) -> Note:
+        """Save a new revision; the superseded one moves to note_revisions. With
+        ``expected_revision``, a concurrent save in between is refused. ``in_place``
+        overwrites the current revision instead (the service uses it only for autosaves
+        of a revision that an earlier autosave of the same editing session created)."""
+        current = self.get_note(note_id)
+        if expected_revision is not None and expected_revision != current.revision:
+            raise InvalidInputError("the note changed since it was opened; reload it")
+        new_title = (
+            _text(title, "title", MAX_TITLE, required=True) if title is not None else current.title
+        )
+        new_body = _body(body) if body is not None else current.body
+        new_date = (
+            _date(session_date, "session date") if session_date is not None
+            else current.session_date
+        )  # fmt: skip
+        if (new_title, new_body, new_date) == (current.title, current.body, current.session_date):
+            return current  # nothing changed: no empty revision
+        now = self._now()
+        if in_place:
+            with self._db.transaction() as conn:
+                conn.execute(
+                    "UPDATE notes SET title = ?, body = ?, session_date = ?, updated_at = ? "
+                    "WHERE id = ? AND revision = ?",
+                    (new_title, new_body, new_date, now, current.id, current.revision),
+                )
+            return self.get_note(current.id)
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO note_revisions (note_id, revision, title, body, author, saved_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (current.id, current.revision, current.title, current.body,
+                 current.author, current.updated_at),
+            )  # fmt: skip
+            conn.execute(
+                "UPDATE notes SET title = ?, body = ?, session_date = ?, revision = ?, "
+                "author = ?, updated_at = ? WHERE id = ?",
+                (new_title, new_body, new_date, current.revision + 1, self._author(), now,
+                 current.id),
+            )  # fmt: skip
+        return self.get_note(current.id)
+
+    def history(self, note_id: str) -> list[Revision]:
+        """Every revision, oldest first; the last one is the current text."""
+        note = self.get_note(note_id)
+        rows = self._db.query(
+            "SELECT note_id, revision, title, body, author, saved_at FROM note_revisions "
+            "WHERE note_id = ? ORDER BY revision",
+            (note.id,),
+        )
+        revisions = [Revision(**_fields(_REVISION_COLS, row), current=False) for row in rows]
+        revisions.append(
+            Revision(note.id, note.revision, note.title, note.body, note.author,
+                     note.updated_at, current=True)
+        )  # fmt: skip
+        return revisions
+
+    def search(self, text: str, *, limit: int = 20, prefix_last: bool = True) -> list[SearchHit]:
+        """Ranked full-text search over titles (weighted) and bodies, best first."""
+        query = fts_query(text, prefix_last=prefix_last)
+        if query is None:
+            return []
+        rows = self._db.query(
+            "SELECT n.id, n.client_id, n.kind, n.title, n.session_date, "
+            "snippet(notes_fts, -1, ?, ?, '…', 12), rank "
+            "FROM notes_fts JOIN notes n ON n.seq = notes_fts.rowid "
+            "WHERE notes_fts MATCH ? ORDER BY rank LIMIT ?",
+            (MARK_START, MARK_END, query, max(1, min(limit, 500))),
+        )
+        return [SearchHit(**_fields(_HIT_COLS, row[:6]), score=-float(row[6])) for row in rows]
+
+    # -- meta --------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
