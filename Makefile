@@ -4,9 +4,9 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run install test lint typecheck contracts pytest bench screenshots clean
+.PHONY: run install sysdeps test lint typecheck contracts pytest bench screenshots clean
 
-run: $(STAMP)
+run: sysdeps $(STAMP)
 	$(BIN)/tacit gui
 
 install: $(STAMP)
@@ -17,7 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[gui,dev]'
 	touch $(STAMP)
 
-test: lint typecheck contracts pytest
+sysdeps:
+	bash packaging/system-deps.sh
+
+test: sysdeps lint typecheck contracts pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests bench
