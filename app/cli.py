@@ -33,7 +33,15 @@ from app.cliio import (
     read_secret,
     table,
 )
-from app.errors import IntegrityError, InternalError, TacitError, UsageError, VaultExistsError
+from app.errors import (
+    IntegrityError,
+    InternalError,
+    NotFoundError,
+    TacitError,
+    UsageError,
+    VaultExistsError,
+)
+from app.vault.audit import ACTIONS
 from app.vault.models import NOTE_KINDS
 from app.vault.service import VaultService
 
@@ -138,6 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("search", "full-text search, best match first", note)
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=20)
+    p = cmd("sign", "sign and lock a note (it can then only take addenda)", note)
+    p.add_argument("id")
+    p = cmd("addendum", "add a signed addendum to a signed note (stdin or --body-file)", note)
+    p.add_argument("id")
+    p.add_argument("--body-file", metavar="F")
+    p = cmd("verify", "check a signed note's signature and its addenda", note)
+    p.add_argument("id")
+
+    audit = cmd("audit", "the audit trail").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    p = cmd("list", "audit entries, oldest first", audit)
+    p.add_argument("--record", help="a note or client id")
+    p.add_argument("--action", dest="audit_action", choices=ACTIONS)
+    p.add_argument("--since", metavar="DATE", help="YYYY-MM-DD or an ISO time")
+    p.add_argument("--limit", type=int)
+    cmd("verify", "verify the whole hash chain", audit)
+    cmd("key", "print the clinician's public signing key")
     return parser
 
 
@@ -226,10 +252,11 @@ class Cli:
             c = svc.add_client(a.name, dob=a.dob, email=a.email, phone=a.phone)
             self.out.emit({"id": c.id}, c.id)
         elif a.action == "list":
-            rows = [c.to_dict() for c in svc.list_clients(status=a.status, query=a.query)]
+            clients = svc.list_clients(status=a.status, query=a.query, audit=True)
+            rows = [c.to_dict() for c in clients]
             self.out.emit(rows, table(rows, ("id", "name", "dob", "status")))
         elif a.action == "show":
-            self.out.emit(svc.get_client(a.id).to_dict())
+            self.out.emit(svc.get_client(a.id, record_view=True).to_dict())
         elif a.action == "edit":
             changes = {
                 k: v
@@ -256,20 +283,37 @@ class Cli:
             n = self.unlock().edit_note(a.id, body=body, title=a.title, session_date=a.session_date)
             self.out.emit({"id": n.id, "revision": n.revision}, f"{n.id} revision {n.revision}")
         elif a.action == "list":
-            rows = [
-                s.to_dict()
-                for s in self.unlock().list_notes(a.client, limit=a.limit, offset=a.offset)
-            ]
+            notes = self.unlock().list_notes(a.client, limit=a.limit, offset=a.offset, audit=True)
+            rows = [s.to_dict() for s in notes]
             self.out.emit(rows, table(rows, ("id", "session_date", "kind", "template", "title")))
         elif a.action == "show":
-            n = self.unlock().get_note(a.id)
-            head = f"{n.title}\n{n.session_date} · {n.kind} · {n.template} · rev {n.revision}\n"
-            self.out.emit(n.to_dict(), head + "\n" + n.body)
+            self.show_note(a.id)
+        elif a.action == "sign":
+            sig = self.unlock().sign_note(a.id)
+            self.out.emit(
+                {"id": sig.note_id, "signed_at": sig.signed_at, "signature": sig.signature},
+                f"Signed {sig.note_id} at {sig.signed_at}. It can now change only by addenda.",
+            )
+        elif a.action == "addendum":
+            body = read_body(a.body_file, required=True) or ""
+            added = self.unlock().add_addendum(a.id, body)
+            self.out.emit({"id": added.id}, added.id)
+        elif a.action == "verify":
+            result = self.unlock().verify_note(a.id)
+            if not result.ok:
+                raise IntegrityError(
+                    "verification failed: " + "; ".join(result.problems),
+                    problems=list(result.problems),
+                )
+            self.out.emit(
+                {"ok": True, "addenda": result.addenda},
+                f"The signature is valid ({result.addenda} addenda verified).",
+            )
         elif a.action == "history":
             revs = [r.to_dict() for r in self.unlock().note_history(a.id)]
             self.out.emit(revs, table(revs, ("revision", "saved_at", "author", "title")))
         elif a.action == "search":
-            hits = self.unlock().search(a.query, limit=a.limit)
+            hits = self.unlock().search(a.query, limit=a.limit, audit=True)
             rows = [h.to_dict() for h in hits]
             human = "\n\n".join(f"{h.id}  {h.title}\n    {h.snippet_with('[', ']')}" for h in hits)
             self.out.emit(
@@ -278,6 +322,50 @@ class Cli:
                   "session_date": r["session_date"], "score": r["score"]} for r in rows],
                 human or "(no matches)",
             )  # fmt: skip
+
+    def show_note(self, note_id: str) -> None:
+        svc = self.unlock()
+        n = svc.get_note(note_id)  # records the view
+        data = n.to_dict()
+        signature = svc.note_signature(n.id)
+        data["signature"] = signature.signature if signature else None
+        addenda = svc.addenda(n.id)
+        data["addenda"] = [a.to_dict() for a in addenda]
+        state = f"signed {n.signed_at}" if n.signed_at else f"rev {n.revision}, unsigned"
+        lines = [n.title, f"{n.session_date} · {n.kind} · {n.template} · {state}", "", n.body]
+        for a in addenda:
+            lines += ["", f"— Addendum {a.created_at} ({a.author})", a.body]
+        self.out.emit(data, "\n".join(lines))
+
+    def audit(self) -> None:
+        a = self.args
+        svc = self.unlock()
+        if a.action == "list":
+            record = None
+            if a.record:
+                try:
+                    record = svc.get_note(a.record, record_view=False).id
+                except NotFoundError:
+                    record = svc.get_client(a.record).id
+            entries = svc.audit_entries(
+                record_id=record, action=a.audit_action, since=a.since, limit=a.limit
+            )
+            rows = [e.to_dict() for e in entries]
+            self.out.emit(rows, table(rows, ("seq", "at", "action", "record_type", "record_id",
+                                             "detail")))  # fmt: skip
+        else:
+            verdict = svc.verify_audit()
+            if not verdict.ok:
+                raise IntegrityError(
+                    f"the audit trail is broken at entry {verdict.first_bad_seq}: {verdict.reason}",
+                    first_bad_seq=verdict.first_bad_seq,
+                )
+            self.out.emit({"ok": True, "entries": verdict.entries},
+                          f"The audit trail is intact ({verdict.entries} entries).")  # fmt: skip
+
+    def key(self) -> None:
+        public = self.unlock().signing_public_key()
+        self.out.emit({"algorithm": "ed25519", "public_key": public}, public)
 
     def gui(self) -> int:
         try:
@@ -294,13 +382,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = "--json" in args_list
     out = Output(as_json)
     cli: Cli | None = None
+    succeeded = False
     try:
         args = build_parser().parse_args(args_list)
         cli = Cli(args)
         command = args.command or "gui"
         handler: Callable[[], Any] = getattr(cli, command)
         result = handler()
-        return int(result) if isinstance(result, int) else 0
+        code = int(result) if isinstance(result, int) else 0
+        succeeded = code == 0
+        return code
     except TacitError as err:
         return out.error(err)
     except KeyboardInterrupt:
@@ -312,7 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return out.error(InternalError())
     finally:
         if cli is not None:
-            cli.service.close()
+            # A failed command leaves the vault as it was: its deferred audit events
+            # (unlock, views) are dropped rather than written.
+            cli.service.close(record=succeeded)
 
 
 if __name__ == "__main__":

@@ -21,15 +21,17 @@ class TacitError(Exception):
     exit_status: ClassVar[int] = 1
     default_message: ClassVar[str] = "something went wrong"
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, **details: object) -> None:
         super().__init__(message or self.default_message)
+        # Machine-readable specifics (ids, sequence numbers; never record content).
+        self.details = details
 
     @property
     def message(self) -> str:
         return str(self.args[0])
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+    def to_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message, **self.details}
 
 
 class InternalError(TacitError):
@@ -75,6 +77,11 @@ class DeviceSecretMissingError(TacitError):
         "this vault is bound to a device secret in the OS keychain, and the keychain no "
         "longer has it; unlock with the recovery key (tacit recover)"
     )
+
+
+class NoteNotSignedError(InvalidInputError):
+    code = "note_not_signed"
+    default_message = "only a signed note takes addenda; edit an unsigned note instead"
 
 
 class NotFoundError(TacitError):
@@ -129,3 +136,9 @@ class StorageError(TacitError):
     code = "storage_error"
     exit_status = 8
     default_message = "the vault could not be written (disk full or not writable?)"
+
+
+class NoteSignedError(TacitError):
+    code = "note_signed"
+    exit_status = 9
+    default_message = "the note is signed and cannot change; add an addendum instead"

@@ -74,7 +74,7 @@ class Tacit:
         return {
             p.name: hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(self.vault.iterdir())
-            if p.is_file()
+            if p.is_file() and p.name != "vault.failures"  # failed unlocks, timestamps only
         }
 
 

@@ -8,7 +8,8 @@ What lives here:
   ``wipe()``; no public function takes a raw ``bytes`` key;
 - Argon2id (memory-hard passphrase stretching) with a production floor and a calibration
   routine; the single switch that lets tests use weak parameters;
-- HKDF-SHA256 with purpose labels, ChaCha20-Poly1305 AEAD for key wrapping, HMAC-SHA256.
+- HKDF-SHA256 with purpose labels, ChaCha20-Poly1305 AEAD for key wrapping, HMAC-SHA256;
+- Ed25519 signatures (the clinician's signing key that signs notes and addenda).
 
 Honest limit: CPython cannot guarantee that secrets are erased from memory. ``wipe()``
 zeroes our own buffers; copies made by the interpreter or by C libraries may survive
@@ -28,8 +29,12 @@ from dataclasses import dataclass
 from typing import Self, TypeVar
 
 from argon2.low_level import Type, hash_secret_raw
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -44,6 +49,11 @@ SALT_BYTES = 16
 LABEL_PASSPHRASE_KEK = "tacit/v1/vault/passphrase-kek"  # noqa: S105 - a label
 LABEL_RECOVERY_KEK = "tacit/v1/vault/recovery-kek"
 LABEL_HEADER_MAC = "tacit/v1/vault/header-mac"
+LABEL_AUDIT_CHAIN = "tacit/v1/vault/audit-chain"
+# Domain separation for signatures: a signature over one kind of thing is never valid for
+# another.
+SIGN_DOMAIN_NOTE = b"tacit/v1/sign/note\x00"
+SIGN_DOMAIN_ADDENDUM = b"tacit/v1/sign/addendum\x00"
 
 # The one switch that lets tests and benchmarks create vaults with tiny KDF parameters.
 INSECURE_TEST_KDF_ENV = "TACIT_INSECURE_TEST_KDF"
@@ -294,3 +304,43 @@ def random_bytes(length: int) -> bytes:
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
+
+
+class SigningKey(SymmetricKey):
+    """An Ed25519 private key (its 32-byte seed). Kept only inside the vault."""
+
+    __slots__ = ()
+
+    def public_key(self) -> bytes:
+        return Ed25519PrivateKey.from_private_bytes(self.reveal()).public_key().public_bytes_raw()
+
+
+def sign(key: SigningKey, domain: bytes, message: bytes) -> bytes:
+    """Ed25519 signature over ``domain || message``."""
+    return Ed25519PrivateKey.from_private_bytes(key.reveal()).sign(domain + message)
+
+
+def signature_ok(public_key: bytes, domain: bytes, message: bytes, signature: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, domain + message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+class MacChain:
+    """HMAC-SHA256 over a sequence of entries, each committing to the one before: the
+    primitive behind the audit trail. Verification of long chains stays in this module
+    so the hot loop does not re-enter the typed-key machinery per entry."""
+
+    def __init__(self, key: SymmetricKey) -> None:
+        self._key = key.reveal()
+
+    def link(self, previous: bytes, entry: bytes) -> bytes:
+        return hmac.new(self._key, previous + entry, hashlib.sha256).digest()
+
+    def same(self, a: bytes, b: bytes) -> bool:
+        return hmac.compare_digest(a, b)
+
+    def wipe(self) -> None:
+        self._key = b""

@@ -21,7 +21,14 @@ from typing import Any
 
 import sqlcipher3.dbapi2 as sqlcipher
 
-from app.errors import IntegrityError, InvalidInputError, StorageError, UnsupportedVersionError
+from app.errors import (
+    IntegrityError,
+    InternalError,
+    InvalidInputError,
+    NoteSignedError,
+    StorageError,
+    UnsupportedVersionError,
+)
 from app.vault.crypto import DbKey
 from app.vault.schema import MIGRATIONS
 
@@ -36,12 +43,17 @@ CONNECTION_PRAGMAS = (
     "PRAGMA synchronous = FULL",
 )
 
+_CORRUPT_HINTS = ("not a database", "malformed", "corrupt", "hmac", "decrypt")
 _STORAGE_HINTS = ("disk is full", "disk i/o", "readonly", "read-only", "unable to open")
 
 
 def translate(exc: Exception) -> Exception:
     """Map a SQLCipher exception to a TacitError without leaking its text."""
     text = str(exc).lower()
+    if "note_signed" in text:
+        return NoteSignedError()
+    if "audit_append_only" in text:
+        return IntegrityError("the audit trail is append-only")
     if isinstance(exc, sqlcipher.IntegrityError):
         return InvalidInputError("that change breaks a rule of the record (missing client?)")
     if any(h in text for h in _STORAGE_HINTS):
@@ -50,6 +62,8 @@ def translate(exc: Exception) -> Exception:
         return StorageError("the vault is busy in another Tacit process; try again")
     if isinstance(exc, sqlcipher.OperationalError) and "fts5" in text:
         return InvalidInputError("the search query could not be understood")
+    if isinstance(exc, sqlcipher.OperationalError) and not any(h in text for h in _CORRUPT_HINTS):
+        return InternalError()  # our SQL is wrong: a bug, not a damaged vault
     return IntegrityError("the vault database is corrupt or has been tampered with")
 
 
@@ -87,6 +101,15 @@ class Database:
     def __init__(self, conn: sqlcipher.Connection) -> None:
         self._conn: sqlcipher.Connection | None = conn
         self.lock = threading.RLock()
+        # Set once damage is seen: from then on nothing is written, so a damaged vault
+        # is left exactly as it was found.
+        self.damaged = False
+
+    def _fail(self, exc: Exception) -> Exception:
+        err = translate(exc)
+        if type(err) is IntegrityError:
+            self.damaged = True
+        return err
 
     @property
     def conn(self) -> sqlcipher.Connection:
@@ -100,7 +123,7 @@ class Database:
                 rows: list[Any] = self.conn.execute(sql, params).fetchall()
                 return rows
             except sqlcipher.Error as exc:
-                raise translate(exc) from None
+                raise self._fail(exc) from None
 
     def one(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Any:
         rows = self.query(sql, params)
@@ -111,10 +134,12 @@ class Database:
         """BEGIN IMMEDIATE … COMMIT; ROLLBACK on any exception (which propagates)."""
         with self.lock:
             conn = self.conn
+            if self.damaged:
+                raise IntegrityError("the vault database is damaged; nothing more is written")
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlcipher.Error as exc:
-                raise translate(exc) from None
+                raise self._fail(exc) from None
             try:
                 yield conn
                 conn.execute("COMMIT")
@@ -122,7 +147,7 @@ class Database:
                 with contextlib.suppress(sqlcipher.Error):
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlcipher.Error):
-                    raise translate(exc) from None
+                    raise self._fail(exc) from None
                 raise
 
     def migrate(self) -> int:
@@ -156,13 +181,16 @@ class Database:
                 self.conn.execute("INSERT INTO notes_fts(notes_fts) VALUES ('integrity-check')")
             except sqlcipher.Error:
                 problems.append("the database could not be read completely")
+        if problems:
+            self.damaged = True
         return problems
 
     def close(self) -> None:
         with self.lock:
             if self._conn is not None:
-                with contextlib.suppress(sqlcipher.Error):
-                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if not self.damaged:
+                    with contextlib.suppress(sqlcipher.Error):
+                        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 with contextlib.suppress(sqlcipher.Error):
                     self._conn.close()
                 self._conn = None

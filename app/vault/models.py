@@ -48,6 +48,7 @@ class NoteSummary:
     revision: int
     created_at: str
     updated_at: str
+    signed_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,7 +67,12 @@ class Note:
     revision: int
     created_at: str
     updated_at: str
+    signed_at: str | None = None
     tags: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def signed(self) -> bool:
+        return self.signed_at is not None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -7,6 +7,11 @@ the previous schema intact.
 Notes live in ``notes`` (the current revision); every superseded revision is kept in
 ``note_revisions``. ``notes_fts`` is an external-content FTS5 index over title and body,
 kept in step by triggers, with title matches weighted five times the body's.
+
+Version 2 adds signing and the audit trail: a signed note (``signed_at`` set) can be
+neither updated nor deleted, addenda can never change, and audit entries are
+append-only. Triggers enforce this in the database too, beneath the service's own
+checks, so a bug in Python cannot quietly rewrite the record.
 """
 
 from __future__ import annotations
@@ -80,6 +85,67 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
                 INSERT INTO notes_fts (notes_fts, rowid, title, body)
                     VALUES ('delete', old.seq, old.title, old.body);
                 INSERT INTO notes_fts (rowid, title, body) VALUES (new.seq, new.title, new.body);
+            END""",
+        ),
+    ),
+    (
+        2,
+        (
+            "ALTER TABLE notes ADD COLUMN signed_at TEXT",
+            """CREATE TABLE note_signatures (
+                note_id TEXT PRIMARY KEY REFERENCES notes (id),
+                signed_at TEXT NOT NULL,
+                signer TEXT NOT NULL,
+                public_key BLOB NOT NULL,
+                content_hash BLOB NOT NULL,
+                signature BLOB NOT NULL
+            ) WITHOUT ROWID""",
+            """CREATE TABLE addenda (
+                id TEXT PRIMARY KEY,
+                note_id TEXT NOT NULL REFERENCES notes (id),
+                body TEXT NOT NULL,
+                author TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                note_hash BLOB NOT NULL,
+                content_hash BLOB NOT NULL,
+                public_key BLOB NOT NULL,
+                signature BLOB NOT NULL
+            )""",
+            "CREATE INDEX addenda_by_note ON addenda (note_id, created_at)",
+            """CREATE TRIGGER notes_signed_no_update BEFORE UPDATE ON notes
+                WHEN old.signed_at IS NOT NULL BEGIN
+                SELECT RAISE(ABORT, 'note_signed');
+            END""",
+            """CREATE TRIGGER notes_signed_no_delete BEFORE DELETE ON notes
+                WHEN old.signed_at IS NOT NULL BEGIN
+                SELECT RAISE(ABORT, 'note_signed');
+            END""",
+            """CREATE TRIGGER note_signatures_immutable BEFORE UPDATE ON note_signatures BEGIN
+                SELECT RAISE(ABORT, 'note_signed');
+            END""",
+            """CREATE TRIGGER addenda_immutable BEFORE UPDATE ON addenda BEGIN
+                SELECT RAISE(ABORT, 'note_signed');
+            END""",
+            """CREATE TABLE audit (
+                seq INTEGER PRIMARY KEY,
+                at TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                device TEXT NOT NULL,
+                action TEXT NOT NULL,
+                record_type TEXT,
+                record_id TEXT,
+                client_id TEXT,
+                detail TEXT,
+                mac BLOB NOT NULL
+            )""",
+            "CREATE INDEX audit_by_record ON audit (record_id, seq)",
+            "CREATE INDEX audit_by_client ON audit (client_id, seq)",
+            "CREATE INDEX audit_by_action ON audit (action, seq)",
+            """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN
+                SELECT RAISE(ABORT, 'audit_append_only');
+            END""",
+            """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN
+                SELECT RAISE(ABORT, 'audit_append_only');
             END""",
         ),
     ),

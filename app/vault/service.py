@@ -10,25 +10,40 @@ Invariants:
 - lock() closes the database and wipes the key; it is idempotent and safe from any thread;
 - a failed operation leaves the files exactly as they were (transactions, atomic header
   writes, and the header written last when a vault is created);
-- listeners get typed events (models.VaultEvent), never strings.
+- listeners get typed events (models.VaultEvent), never strings;
+- every change is audited in its own transaction (app/vault/audit.py); views, lists and
+  searches are audited where the caller asks (the CLI always does, the app on opening).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.errors import (
+    DeviceSecretMissingError,
     IntegrityError,
     InvalidInputError,
     VaultExistsError,
     VaultLockedError,
+    WrongPassphraseError,
+    WrongRecoveryKeyError,
 )
 from app.vault import crypto, hardening, header, keyslots
+from app.vault.audit import (
+    AuditEntry,
+    AuditLog,
+    AuditVerdict,
+    FailureLog,
+    audit_query,
+    audit_verify,
+    chain_key,
+)
 from app.vault.clock import Clock, SystemClock, iso
 from app.vault.crypto import DbKey, Passphrase
 from app.vault.db import SCHEMA_VERSION, Database, connect
@@ -49,6 +64,7 @@ from app.vault.models import (
     VaultUnlocked,
 )
 from app.vault.passphrase import require_strong
+from app.vault.signing import Addendum, NoteSignature, SigningStore, Verification
 from app.vault.store import RecordStore
 from app.vault.templates import get_template, load_templates
 
@@ -75,6 +91,10 @@ class VaultPaths:
     @property
     def creating(self) -> Path:
         return self.directory / "vault.db.creating"
+
+    @property
+    def failures(self) -> Path:
+        return self.directory / "vault.failures"
 
 
 class IdleTimer:
@@ -115,6 +135,10 @@ class VaultService:
         self._db_key: DbKey | None = None
         self._store: RecordStore | None = None
         self._header: header.VaultHeader | None = None
+        self._audit: AuditLog | None = None
+        self._signing: SigningStore | None = None
+        self._signing_key: crypto.SigningKey | None = None
+        self._device = "unknown"
         self._author = DEFAULT_CLINICIAN
         # note id -> revision created by an autosave in this editing session; further
         # autosaves amend it instead of piling up one revision per pause in typing.
@@ -182,6 +206,7 @@ class VaultService:
                 store.set_meta("vault_id", created.header.vault_id)
                 store.set_meta("clinician", (clinician or DEFAULT_CLINICIAN).strip())
                 store.set_meta("created_at", created.header.created_at)
+                store.set_meta("device_id", str(uuid.uuid4()))
             finally:
                 db.close()
             try:
@@ -202,7 +227,11 @@ class VaultService:
             if self.is_unlocked:
                 return
             hdr = self.read_header()
-            db_key = keyslots.open_with_passphrase(hdr, passphrase, self.keychain)
+            try:
+                db_key = keyslots.open_with_passphrase(hdr, passphrase, self.keychain)
+            except (WrongPassphraseError, DeviceSecretMissingError):
+                FailureLog(self.paths.failures).note(self._now())
+                raise
             self._open(hdr, db_key)
 
     def unlock_with_recovery_key(self, recovery_key: str) -> None:
@@ -212,9 +241,14 @@ class VaultService:
             if self.is_unlocked:
                 return
             hdr = self.read_header()
-            self._open(hdr, keyslots.open_with_recovery_key(hdr, recovery_key))
+            try:
+                db_key = keyslots.open_with_recovery_key(hdr, recovery_key)
+            except WrongRecoveryKeyError:
+                FailureLog(self.paths.failures).note(self._now())
+                raise
+            self._open(hdr, db_key, via="recovery key")
 
-    def _open(self, hdr: header.VaultHeader, db_key: DbKey) -> None:
+    def _open(self, hdr: header.VaultHeader, db_key: DbKey, via: str = "passphrase") -> None:
         if not self.paths.database.exists() and self.paths.creating.exists():
             self.paths.creating.replace(self.paths.database)  # finish an interrupted create
         try:
@@ -228,24 +262,66 @@ class VaultService:
             if store.get_meta("vault_id") != hdr.vault_id:
                 raise IntegrityError("the database does not belong to this vault header")
             self._author = store.get_meta("clinician") or DEFAULT_CLINICIAN
+            self._device = store.get_meta("device_id") or "unknown"
+            signing_key = self._load_signing_key(store)
+            audit = AuditLog(
+                chain_key(db_key, hdr.vault_id), hdr.vault_id, self._now,
+                lambda: self._author, lambda: self._device,
+            )  # fmt: skip
+            store = RecordStore(db, self._now, lambda: self._author, audit)
+            self._record_unlock(audit, via)
         except BaseException:
             db.close()
             db_key.wipe()
             raise
         hardening.harden_process()
         self._db, self._db_key, self._store, self._header = db, db_key, store, hdr
+        self._audit, self._signing_key = audit, signing_key
+        self._signing = SigningStore(db, store, audit, self._now, lambda: self._author)
         self._idle.touch()
         self._emit(VaultUnlocked(hdr.vault_id))
 
-    def lock(self, reason: LockReason = LockReason.USER) -> None:
-        """Close the database and wipe the key. Idempotent."""
+    def _load_signing_key(self, store: RecordStore) -> crypto.SigningKey:
+        """The clinician's Ed25519 key, kept inside the vault; made on first need (vaults
+        from before signing existed get theirs at their first unlock)."""
+        seed = store.get_meta("signing_key")
+        if seed is None:
+            key = crypto.SigningKey.generate()
+            store.set_meta("signing_key", key.hex())
+            store.set_meta("signing_public_key", key.public_key().hex())
+            return key
+        return crypto.SigningKey(bytes.fromhex(seed))
+
+    def _record_unlock(self, audit: AuditLog, via: str) -> None:
+        failures = FailureLog(self.paths.failures)
+        for at in failures.pending():
+            audit.defer("failed_unlock", detail="noted at the next unlock", at=at)
+        audit.defer("unlock", detail=f"with the {via}")
+        audit.on_flushed = failures.clear  # once they are in the trail
+
+    def lock(self, reason: LockReason = LockReason.USER, *, record: bool = True) -> None:
+        """Write deferred audit events and a lock entry, close the database and wipe the
+        keys. Idempotent. ``record=False`` drops the deferred events instead (a command
+        that failed leaves the vault as it was)."""
         with self._guard:
             if self._db is None:
                 return
+            if self._audit is not None and not record:
+                self._audit.discard_pending()
+            elif self._store is not None and not self._db.damaged:
+                with contextlib.suppress(Exception):  # a broken disk must not block locking
+                    self._store.record("lock", detail=reason.value)
+                    self._store.flush_audit()
             self._db.close()
-            if self._db_key is not None:
-                self._db_key.wipe()
+            for secret in (self._db_key, self._signing_key):
+                if secret is not None:
+                    secret.wipe()
+            if self._audit is not None:
+                self._audit.wipe()
             self._db = self._db_key = self._store = None
+            self._signing_key = None
+            self._audit = None
+            self._signing = None
             self._header = None
             self._drafts.clear()
         self._emit(VaultLocked(reason))
@@ -264,6 +340,7 @@ class VaultService:
             )
             header.write(self.paths.header, new_header)
             self._header = new_header
+            self._require_unlocked().record("passphrase_change")
 
     # -- idle --------------------------------------------------------------------------
     @staticmethod
@@ -308,11 +385,21 @@ class VaultService:
         self._emit(RecordChanged("client", client.id))
         return client
 
-    def get_client(self, client_id: str) -> Client:
-        return self._require_unlocked().get_client(client_id)
+    def get_client(self, client_id: str, *, record_view: bool = False) -> Client:
+        store = self._require_unlocked()
+        client = store.get_client(client_id)
+        if record_view:
+            store.record("view", "client", client.id, client.id)
+        return client
 
-    def list_clients(self, *, status: str | None = None, query: str | None = None) -> list[Client]:
-        return self._require_unlocked().list_clients(status=status, query=query)
+    def list_clients(
+        self, *, status: str | None = None, query: str | None = None, audit: bool = False
+    ) -> list[Client]:
+        store = self._require_unlocked()
+        clients = store.list_clients(status=status, query=query)
+        if audit:
+            store.record("list", "client", detail=f"{len(clients)} shown")
+        return clients
 
     def update_client(self, client_id: str, **changes: str | None) -> Client:
         client = self._require_unlocked().update_client(client_id, **changes)
@@ -355,13 +442,25 @@ class VaultService:
         self._emit(RecordChanged("note", note.id))
         return note
 
-    def get_note(self, note_id: str) -> Note:
-        return self._require_unlocked().get_note(note_id)
+    def get_note(self, note_id: str, *, record_view: bool = True) -> Note:
+        """The note in full. Opening a note is a view and is audited unless the caller
+        only refreshes what it already shows (``record_view=False``)."""
+        store = self._require_unlocked()
+        note = store.get_note(note_id)
+        if record_view:
+            store.record("view", "note", note.id, note.client_id)
+        return note
 
     def list_notes(
-        self, client_id: str | None = None, *, limit: int = 50, offset: int = 0
-    ) -> list[NoteSummary]:
-        return self._require_unlocked().list_notes(client_id, limit=limit, offset=offset)
+        self, client_id: str | None = None, *, limit: int = 50, offset: int = 0,
+        audit: bool = False,
+    ) -> list[NoteSummary]:  # fmt: skip
+        store = self._require_unlocked()
+        notes = store.list_notes(client_id, limit=limit, offset=offset)
+        if audit:
+            cid = store.resolve_id("clients", client_id) if client_id else None
+            store.record("list", "note", None, cid, detail=f"{len(notes)} shown")
+        return notes
 
     def count_notes(self, client_id: str | None = None) -> int:
         return self._require_unlocked().count_notes(client_id)
@@ -399,11 +498,113 @@ class VaultService:
         """End the editing session: the next edit of this note starts a new revision."""
         self._drafts.pop(note_id, None)
 
-    def note_history(self, note_id: str) -> list[Revision]:
-        return self._require_unlocked().history(note_id)
+    def note_history(self, note_id: str, *, record_view: bool = True) -> list[Revision]:
+        store = self._require_unlocked()
+        revisions = store.history(note_id)
+        if record_view:
+            note = store.get_note(revisions[-1].note_id)
+            store.record("view", "note", note.id, note.client_id, detail="history")
+        return revisions
 
-    def search(self, text: str, *, limit: int = 20) -> list[SearchHit]:
-        return self._require_unlocked().search(text, limit=limit)
+    def search(self, text: str, *, limit: int = 20, audit: bool = False) -> list[SearchHit]:
+        """Ranked search. The audit entry (when asked for) records the number of hits,
+        never the query, which may hold a name."""
+        store = self._require_unlocked()
+        hits = store.search(text, limit=limit)
+        if audit:
+            store.record("search", "note", detail=f"{len(hits)} hits")
+        return hits
+
+    # -- sign & lock -------------------------------------------------------------------
+    def _signing_parts(self) -> tuple[SigningStore, crypto.SigningKey]:
+        self._require_unlocked()
+        if self._signing is None or self._signing_key is None:
+            raise VaultLockedError()
+        return self._signing, self._signing_key
+
+    def signing_public_key(self) -> str:
+        """The clinician's Ed25519 public key (hex), for others to verify signatures."""
+        return self._signing_parts()[1].public_key().hex()
+
+    def sign_note(self, note_id: str) -> NoteSignature:
+        """Sign and lock a note: it can never change again, only take addenda. Raises
+        NoteSignedError if it is already signed."""
+        signing, key = self._signing_parts()
+        nid = self._require_unlocked().resolve_id("notes", note_id)
+        self._drafts.pop(nid, None)
+        signature = signing.sign(nid, key)
+        self._emit(RecordChanged("note", nid))
+        return signature
+
+    def note_signature(self, note_id: str) -> NoteSignature | None:
+        signing, _ = self._signing_parts()
+        return signing.signature(self._require_unlocked().resolve_id("notes", note_id))
+
+    def add_addendum(self, note_id: str, body: str) -> Addendum:
+        """A dated, signed addendum to a signed note. Raises NoteNotSignedError."""
+        signing, key = self._signing_parts()
+        addendum = signing.add_addendum(note_id, body, key)
+        self._emit(RecordChanged("note", addendum.note_id))
+        return addendum
+
+    def addenda(self, note_id: str) -> list[Addendum]:
+        signing, _ = self._signing_parts()
+        return signing.addenda(self._require_unlocked().resolve_id("notes", note_id))
+
+    def verify_note(self, note_id: str) -> Verification:
+        signing, key = self._signing_parts()
+        store = self._require_unlocked()
+        nid = store.resolve_id("notes", note_id)
+        result = signing.verify(nid, key.public_key())
+        store.record("verify", "note", nid, store.get_note(nid).client_id,
+                     detail="ok" if result.ok else "failed")  # fmt: skip
+        return result
+
+    def notes_for_release(
+        self, client_id: str, *, include_psychotherapy: bool = False
+    ) -> list[Note]:
+        """Every note of a client that belongs in a record release or export, oldest
+        first. Psychotherapy (process) notes are left out unless explicitly included:
+        HIPAA keeps them apart from the designated record set."""
+        store = self._require_unlocked()
+        cid = store.resolve_id("clients", client_id)
+        total = store.count_notes(cid)
+        summaries = store.list_notes(cid, limit=max(total, 1))
+        notes = [store.get_note(s.id) for s in reversed(summaries)]
+        return [n for n in notes if include_psychotherapy or n.kind != "psychotherapy"]
+
+    # -- audit trail -------------------------------------------------------------------
+    def flush_audit(self) -> None:
+        """Write deferred audit events (views, lists, searches) now. The desktop app
+        calls this every few seconds; locking always does it."""
+        self._require_unlocked().flush_audit()
+
+    def record_event(
+        self, action: str, *, record_type: str | None = None, record_id: str | None = None,
+        client_id: str | None = None, detail: str | None = None,
+    ) -> None:  # fmt: skip
+        """Audit something the caller did (print, export, settings change), written at
+        once. ``detail`` must not hold client data or note text."""
+        self._require_unlocked().record(action, record_type, record_id, client_id, detail, now=True)
+
+    def audit_entries(
+        self, *, record_id: str | None = None, client_id: str | None = None,
+        action: str | None = None, since: str | None = None, limit: int | None = None,
+    ) -> list[AuditEntry]:  # fmt: skip
+        """Audit entries, oldest first, filtered. ``since`` is a date or ISO time.
+        Deferred events are written first, so the listing is complete."""
+        self._require_unlocked().flush_audit()
+        if self._db is None:
+            raise VaultLockedError()
+        return audit_query(self._db, record_id=record_id, client_id=client_id,
+                           action=action, since=since, limit=limit)  # fmt: skip
+
+    def verify_audit(self) -> AuditVerdict:
+        """Walk the whole chain. Never raises for a broken chain: reports it."""
+        self._require_unlocked().flush_audit()
+        if self._db is None or self._audit is None:
+            raise VaultLockedError()
+        return audit_verify(self._db, self._audit)
 
     def check(self) -> list[str]:
         """Full integrity check of the database pages and indexes."""
@@ -435,9 +636,15 @@ class VaultService:
             info["notes"] = store.count("notes")
             info["revisions"] = store.count("note_revisions") + info["notes"]
             info["clinician"] = self._author
+            info["device_id"] = self._device
+            info["audit_entries"] = store.count("audit")
+            info["audit_pending"] = self._audit.pending if self._audit else 0
+            info["signed_notes"] = store.count("note_signatures")
+            if self._signing_key is not None:
+                info["signing_public_key"] = self._signing_key.public_key().hex()
         info["process"] = hardening.status()
         return info
 
-    def close(self) -> None:
+    def close(self, *, record: bool = True) -> None:
         with contextlib.suppress(Exception):
-            self.lock(LockReason.QUIT)
+            self.lock(LockReason.QUIT, record=record)

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
-from app.errors import AmbiguousIdError, InvalidInputError, NotFoundError
+from app.errors import AmbiguousIdError, InvalidInputError, NoteSignedError, NotFoundError
+from app.vault.audit import AuditLog
 from app.vault.db import Database
 from app.vault.models import (
     CLIENT_STATUSES,
@@ -37,11 +38,12 @@ _PHRASE = re.compile(r'"([^"]*)"')
 
 _CLIENT_COLS = "id, name, dob, email, phone, status, created_at, updated_at"
 _SUMMARY_COLS = (
-    "id, client_id, kind, template, title, session_date, author, revision, created_at, updated_at"
+    "id, client_id, kind, template, title, session_date, author, revision, created_at, "
+    "updated_at, signed_at"
 )
 _NOTE_COLS = (
     "id, client_id, kind, template, title, session_date, body, author, revision, "
-    "created_at, updated_at"
+    "created_at, updated_at, signed_at"
 )
 _REVISION_COLS = "note_id, revision, title, body, author, saved_at"
 _HIT_COLS = "id, client_id, kind, title, session_date, snippet"
@@ -102,10 +104,40 @@ def fts_query(text: str, *, prefix_last: bool) -> str | None:
 
 
 class RecordStore:
-    def __init__(self, db: Database, now: Callable[[], str], author: Callable[[], str]) -> None:
+    def __init__(
+        self, db: Database, now: Callable[[], str], author: Callable[[], str],
+        audit: AuditLog | None = None,
+    ) -> None:  # fmt: skip
         self._db = db
         self._now = now
         self._author = author
+        self._audit = audit
+
+    def _log(self, conn: Any, action: str, record_type: str, record_id: str | None,
+             client_id: str | None, detail: str | None = None) -> None:  # fmt: skip
+        if self._audit is not None:
+            self._audit.append(conn, action, record_type, record_id, client_id, detail)
+
+    def record(self, action: str, record_type: str | None = None, record_id: str | None = None,
+               client_id: str | None = None, detail: str | None = None, *,
+               now: bool = False) -> None:  # fmt: skip
+        """An audit entry for something that changes nothing. Deferred (written with the
+        next change or at lock) unless ``now``: exports and prints are written at once."""
+        if self._audit is None:
+            return
+        if not now:
+            self._audit.defer(action, record_type, record_id, client_id, detail)
+            return
+        with self._db.transaction() as conn:
+            self._audit.append(conn, action, record_type, record_id, client_id, detail)
+
+    def flush_audit(self) -> None:
+        """Write deferred audit events now (no-op when there are none)."""
+        if self._audit is None or not self._audit.pending:
+            return
+        audit = self._audit
+        with self._db.transaction() as conn:
+            audit.flush(conn)
 
     # -- ids ---------------------------------------------------------------------------
     def resolve_id(self, table: str, ident: str) -> str:
@@ -146,6 +178,7 @@ class RecordStore:
                 (client.id, client.name, client.dob, client.email, client.phone,
                  client.status, client.created_at, client.updated_at),
             )  # fmt: skip
+            self._log(conn, "create", "client", client.id, client.id)
         return client
 
     def get_client(self, client_id: str) -> Client:
@@ -195,10 +228,12 @@ class RecordStore:
                  _text(values["email"], "email", MAX_NAME),
                  _text(values["phone"], "phone", MAX_NAME), status, now, current.id),
             )  # fmt: skip
+            self._log(conn, "edit", "client", current.id, current.id,
+                      detail="fields: " + ",".join(sorted(changes)))  # fmt: skip
         return self.get_client(current.id)
 
     def count(self, table: str) -> int:
-        if table not in ("clients", "notes", "note_revisions"):
+        if table not in ("clients", "notes", "note_revisions", "audit", "note_signatures"):
             raise ValueError("unknown table")
         return int(self._db.one(f"SELECT count(*) FROM {table}")[0])
 
@@ -234,7 +269,9 @@ class RecordStore:
         )
         with self._db.transaction() as conn:
             conn.execute(
-                f"INSERT INTO notes ({_NOTE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO notes (id, client_id, kind, template, title, session_date, body, "
+                "author, revision, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (note.id, note.client_id, note.kind, note.template, note.title,
                  note.session_date, note.body, note.author, note.revision, now, now),
             )  # fmt: skip
@@ -242,6 +279,7 @@ class RecordStore:
                 "INSERT INTO note_tags (note_id, tag) VALUES (?, ?)",
                 [(note.id, t) for t in note.tags],
             )
+            self._log(conn, "create", "note", note.id, note.client_id, detail=note.kind)
         return note
 
     def _clean_tags(self, tags: Iterable[str]) -> tuple[str, ...]:
@@ -282,7 +320,7 @@ class RecordStore:
                 "ORDER BY session_date DESC, seq DESC LIMIT ? OFFSET ?",
                 (limit, offset),
             )
-        return [NoteSummary(*row) for row in rows]
+        return [NoteSummary(**_fields(_SUMMARY_COLS, row)) for row in rows]
 
     def count_notes(self, client_id: str | None = None) -> int:
         if client_id is None:
@@ -305,6 +343,8 @@ class RecordStore:
         overwrites the current revision instead (the service uses it only for autosaves
         of a revision that an earlier autosave of the same editing session created)."""
         current = self.get_note(note_id)
+        if current.signed_at is not None:
+            raise NoteSignedError()
         if expected_revision is not None and expected_revision != current.revision:
             raise InvalidInputError("the note changed since it was opened; reload it")
         new_title = (
@@ -339,6 +379,8 @@ class RecordStore:
                 (new_title, new_body, new_date, current.revision + 1, self._author(), now,
                  current.id),
             )  # fmt: skip
+            self._log(conn, "edit", "note", current.id, current.client_id,
+                      detail=f"revision {current.revision + 1}")  # fmt: skip
         return self.get_note(current.id)
 
     def history(self, note_id: str) -> list[Revision]:
