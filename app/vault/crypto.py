@@ -337,7 +337,7 @@ class MacChain:
         self._key = key.reveal()
 
     def link(self, previous: bytes, entry: bytes) -> bytes:
-        return hmac.new(self._key, previous + entry, hashlib.sha256).digest()
+        return hmac.digest(self._key, previous + entry, "sha256")
 
     def same(self, a: bytes, b: bytes) -> bool:
         return hmac.compare_digest(a, b)
