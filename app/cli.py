@@ -41,7 +41,8 @@ from app.errors import (
     UsageError,
     VaultExistsError,
 )
-from app.vault.audit import ACTIONS
+from app.vault.audit import ACTIONS, to_csv
+from app.vault.fsutil import atomic_write
 from app.vault.models import NOTE_KINDS
 from app.vault.service import VaultService
 
@@ -163,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="DATE", help="YYYY-MM-DD or an ISO time")
     p.add_argument("--limit", type=int)
     cmd("verify", "verify the whole hash chain", audit)
+    p = cmd("export", "write the trail as CSV (plaintext: needs explicit consent)", audit)
+    p.add_argument("--out", required=True, type=Path, metavar="FILE")
+    p.add_argument(
+        "--i-understand-plaintext", action="store_true",
+        help="confirm that FILE will not be encrypted",
+    )  # fmt: skip
     cmd("key", "print the clinician's public signing key")
     return parser
 
@@ -353,6 +360,8 @@ class Cli:
             rows = [e.to_dict() for e in entries]
             self.out.emit(rows, table(rows, ("seq", "at", "action", "record_type", "record_id",
                                              "detail")))  # fmt: skip
+        elif a.action == "export":
+            self.export_audit(svc)
         else:
             verdict = svc.verify_audit()
             if not verdict.ok:
@@ -362,6 +371,25 @@ class Cli:
                 )
             self.out.emit({"ok": True, "entries": verdict.entries},
                           f"The audit trail is intact ({verdict.entries} entries).")  # fmt: skip
+
+    def export_audit(self, svc: VaultService) -> None:
+        a = self.args
+        if not a.i_understand_plaintext:
+            raise UsageError(
+                "the CSV is not encrypted; add --i-understand-plaintext to write it anyway "
+                "(it holds record ids, actions and times, never record content)"
+            )
+        if a.out.exists():
+            raise UsageError(f"{a.out} exists; choose a new file name")
+        entries = svc.audit_entries()
+        atomic_write(a.out, to_csv(entries).encode("utf-8"))
+        try:  # a plaintext export that cannot be audited does not stay
+            svc.record_event("export", record_type="audit", detail=f"csv, {len(entries)} rows")
+        except BaseException:
+            a.out.unlink(missing_ok=True)
+            raise
+        self.out.emit({"out": str(a.out), "entries": len(entries)},
+                      f"Wrote {len(entries)} entries to {a.out}.")  # fmt: skip
 
     def key(self) -> None:
         public = self.unlock().signing_public_key()

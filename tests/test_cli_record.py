@@ -168,3 +168,22 @@ def test_public_key_export(ready: Tacit) -> None:
     key = ready.ok("key")
     assert isinstance(key, dict) and key["algorithm"] == "ed25519"
     assert len(bytes.fromhex(str(key["public_key"]))) == 32
+
+
+def test_audit_csv_export_needs_consent_and_is_audited(ready: Tacit, tmp_path: Any) -> None:
+    _note(ready)
+    out = tmp_path / "audit.csv"
+    refused = ready("--json", "audit", "export", "--out", str(out))
+    assert refused.code == 2
+    assert not out.exists()
+    done = ready.ok("audit", "export", "--out", str(out), "--i-understand-plaintext")
+    assert isinstance(done, dict)
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("seq,at,actor,device,action")
+    assert len(lines) == done["entries"] + 1
+    assert "Record Client" not in out.read_text()  # ids and actions only
+    exports = ready.ok("audit", "list", "--action", "export")
+    assert isinstance(exports, list)
+    assert [e["record_type"] for e in exports] == ["audit"]
+    again = ready("--json", "audit", "export", "--out", str(out), "--i-understand-plaintext")
+    assert again.code == 2  # never overwrites

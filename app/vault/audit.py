@@ -235,6 +235,26 @@ def audit_query(
     return [row_to_entry(row) for row in db.query(sql, tuple(params))]
 
 
+CSV_COLUMNS = _FIELDS
+
+
+def to_csv(entries: list[AuditEntry]) -> str:
+    """The entries as CSV (ids, actions and times only: no record content)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in entries:
+        writer.writerow(["" if v is None else v for v in astuple_entry(entry)])
+    return out.getvalue()
+
+
+def astuple_entry(entry: AuditEntry) -> tuple[Any, ...]:
+    return tuple(getattr(entry, name) for name in _FIELDS)
+
+
 def _looks_like_time(value: str) -> bool:
     from datetime import date, datetime
 
