@@ -50,6 +50,9 @@ LABEL_PASSPHRASE_KEK = "tacit/v1/vault/passphrase-kek"  # noqa: S105 - a label
 LABEL_RECOVERY_KEK = "tacit/v1/vault/recovery-kek"
 LABEL_HEADER_MAC = "tacit/v1/vault/header-mac"
 LABEL_AUDIT_CHAIN = "tacit/v1/vault/audit-chain"
+LABEL_ACCOUNT_MASTER = "tacit/v1/account/master-key"
+LABEL_ACCOUNT_LOGIN = "tacit/v1/account/login-key"
+SIGN_DOMAIN_LOGIN = b"tacit/v1/login\x00"
 # Domain separation for signatures: a signature over one kind of thing is never valid for
 # another.
 SIGN_DOMAIN_NOTE = b"tacit/v1/sign/note\x00"
@@ -344,3 +347,24 @@ class MacChain:
 
     def wipe(self) -> None:
         self._key = b""
+
+
+def derive_account_keys(
+    password: Passphrase, salt: bytes, params: KdfParams
+) -> tuple[SymmetricKey, SigningKey]:
+    """Account password -> (master key, Ed25519 login key). The master key never leaves
+    the device; only the login key's public half goes to the server, so the server
+    never receives anything password-equivalent."""
+    stretched = argon2id(password, salt, params)
+    try:
+        master = hkdf(stretched, salt=salt, label=LABEL_ACCOUNT_MASTER)
+        login = hkdf(stretched, salt=salt, label=LABEL_ACCOUNT_LOGIN)
+        return master, SigningKey(login.reveal())
+    finally:
+        stretched.wipe()
+
+
+def login_signature(key: SigningKey, origin: str, challenge: bytes) -> bytes:
+    """The signed login challenge, bound to the server origin the client believes it
+    talks to (a relayed challenge from another origin does not verify)."""
+    return sign(key, SIGN_DOMAIN_LOGIN, origin.encode("utf-8") + b"\x00" + challenge)

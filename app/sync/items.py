@@ -1,0 +1,160 @@
+"""Item encryption: what the sync server stores, and how the client refuses anything the
+server altered, swapped or rolled back.
+
+Every synced thing is an item ``{id, kind, etag, deleted, key_id, blob}``. The blob is
+
+    {"v": 1, "wk": b64(nonce || AEAD(items key, item key)),
+             "c":  b64(nonce || AEAD(item key, canonical JSON content))}
+
+with the item's id, kind and key_id (and the format version) as associated data for
+both seals: a blob moved to another id or kind, or relabelled with another items key,
+does not open. Each item key is random and used for one item version only.
+
+Rollback: the content carries ``rev``, a counter the writing client increments on every
+change. The client remembers the highest ``rev`` it has seen per item; a pulled version
+with a lower one is an old version replayed by the server and is refused.
+
+Invariant: nothing here raises anything but ``ItemRefusedError`` (a TacitError) on bad
+input from the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import IntegrityError
+from app.vault import crypto
+from app.vault.crypto import CryptoError, SymmetricKey
+
+FORMAT = 1
+MAX_BLOB = 8 * 1024 * 1024
+
+
+class ItemRefusedError(IntegrityError):
+    code = "item_refused"
+    default_message = "the server sent an item that fails authentication"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsKey:
+    """An account items key (random, wrapped by the master key for the server)."""
+
+    key_id: str
+    key: SymmetricKey
+
+    def __repr__(self) -> str:
+        return f"<ItemsKey {self.key_id} redacted>"
+
+
+def _aad(item_id: str, kind: str, key_id: str) -> bytes:
+    doc = {"v": FORMAT, "id": item_id, "kind": kind, "key_id": key_id}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise ItemRefusedError("malformed item blob")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ItemRefusedError("malformed item blob") from None
+
+
+def encrypt_item(items_key: ItemsKey, item_id: str, kind: str, content: Mapping[str, Any]) -> bytes:
+    """Seal one version of an item's content."""
+    aad = _aad(item_id, kind, items_key.key_id)
+    item_key = SymmetricKey.generate()
+    try:
+        wk_nonce, wk = crypto.seal(items_key.key, item_key.reveal(), aad)
+        plaintext = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+        c_nonce, c = crypto.seal(item_key, plaintext, aad)
+    finally:
+        item_key.wipe()
+    blob = {"v": FORMAT, "wk": _b64(wk_nonce + wk), "c": _b64(c_nonce + c)}
+    return json.dumps(blob, separators=(",", ":")).encode()
+
+
+def decrypt_item(
+    keys: Mapping[str, ItemsKey], item_id: str, kind: str, key_id: str, blob: bytes
+) -> dict[str, Any]:
+    """Open an item. Raises ItemRefusedError when anything does not authenticate."""
+    if len(blob) > MAX_BLOB:
+        raise ItemRefusedError("item blob too large")
+    items_key = keys.get(key_id)
+    if items_key is None:
+        raise ItemRefusedError(f"item {item_id} uses an items key this device does not have")
+    try:
+        doc = json.loads(blob)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ItemRefusedError("malformed item blob") from None
+    if not isinstance(doc, dict) or doc.get("v") != FORMAT:
+        raise ItemRefusedError("unknown item format")
+    wk, c = _unb64(doc.get("wk")), _unb64(doc.get("c"))
+    n = crypto.NONCE_BYTES
+    if len(wk) <= n or len(c) <= n:
+        raise ItemRefusedError("malformed item blob")
+    aad = _aad(item_id, kind, key_id)
+    try:
+        item_key = crypto.unwrap_key(items_key.key, wk[:n], wk[n:], aad, SymmetricKey)
+        try:
+            plaintext = crypto.open_sealed(item_key, c[:n], c[n:], aad)
+        finally:
+            item_key.wipe()
+    except CryptoError:
+        raise ItemRefusedError(
+            f"item {item_id} failed authentication (altered, or moved from another item)"
+        ) from None
+    try:
+        content = json.loads(plaintext)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ItemRefusedError("item content is not valid JSON") from None
+    if not isinstance(content, dict) or not isinstance(content.get("rev"), int):
+        raise ItemRefusedError("item content lacks its revision counter")
+    return content
+
+
+def check_not_rolled_back(item_id: str, content: Mapping[str, Any], known_rev: int | None) -> None:
+    """Refuse a version older than one this device has already seen."""
+    rev = content.get("rev")
+    if not isinstance(rev, int):
+        raise ItemRefusedError("item content lacks its revision counter")
+    if known_rev is not None and rev < known_rev:
+        raise ItemRefusedError(
+            f"item {item_id} was rolled back to an older version (rev {rev} < {known_rev})"
+        )
+
+
+def wrap_items_key(master: SymmetricKey, items_key: ItemsKey) -> bytes:
+    """The items key as an item blob sealed by the master key (kind ``items_key``)."""
+    aad = _aad(items_key.key_id, "items_key", "master")
+    nonce, ct = crypto.seal(master, items_key.key.reveal(), aad)
+    return json.dumps({"v": FORMAT, "k": _b64(nonce + ct)}, separators=(",", ":")).encode()
+
+
+def unwrap_items_key(master: SymmetricKey, key_id: str, blob: bytes) -> ItemsKey:
+    try:
+        doc = json.loads(blob)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ItemRefusedError("malformed items key") from None
+    if not isinstance(doc, dict) or doc.get("v") != FORMAT:
+        raise ItemRefusedError("unknown items key format")
+    raw = _unb64(doc.get("k"))
+    n = crypto.NONCE_BYTES
+    if len(raw) <= n:
+        raise ItemRefusedError("malformed items key")
+    try:
+        key = crypto.unwrap_key(
+            master, raw[:n], raw[n:], _aad(key_id, "items_key", "master"), SymmetricKey
+        )
+    except CryptoError:
+        raise ItemRefusedError("an items key failed authentication") from None
+    return ItemsKey(key_id, key)
