@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[gui,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[gui,server,dev]'
 	touch $(STAMP)
 
 sysdeps:
@@ -38,6 +38,9 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.vault --notes 10000
 	$(BIN)/python -m bench.vault --notes 100000
+
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m app.ui.screenshots --out docs/screenshots
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -220,6 +220,11 @@ class VaultService:
             self._open(created.header, created.db_key)
             return created.recovery_key
 
+    def failed_unlocks(self) -> int:
+        """Failed unlock attempts since the last successful one (survives restarts), so
+        the unlock screen's growing delay cannot be reset by restarting the app."""
+        return len(FailureLog(self.paths.failures).pending())
+
     def unlock(self, passphrase: Passphrase) -> None:
         """Raises VaultMissingError, WrongPassphraseError, DeviceSecretMissingError,
         IntegrityError, UnsupportedVersionError, WeakKdfError."""

@@ -362,3 +362,18 @@ def test_status_facts(service: VaultService) -> None:
     assert set(status["kdf"]) == {"algorithm", "memory_kib", "iterations", "parallelism"}
     assert status["insecure_test_kdf"] is True
     assert status["clients"] == 0 and status["notes"] == 0
+
+
+def test_failed_unlocks_are_counted_until_the_next_unlock(
+    service: VaultService, passphrase: Passphrase
+) -> None:
+    service.lock()
+    assert service.failed_unlocks() == 0
+    for _ in range(3):
+        with pytest.raises(WrongPassphraseError):
+            service.unlock(Passphrase.from_str("wrong horse battery staple 42"))
+    fresh = VaultService(service.paths.directory, keychain=service.keychain)
+    assert fresh.failed_unlocks() == 3  # survives a restart of the app
+    fresh.unlock(passphrase)
+    fresh.lock()
+    assert fresh.failed_unlocks() == 0

@@ -1,0 +1,301 @@
+"""``AppController``: the app's lifecycle — first run, unlock, main window, lock, quit.
+
+It wires the pieces together and owns the one lock procedure every trigger uses (Ctrl+L,
+idle timeout, system sleep, screen lock, minimize, session logout):
+
+1. save any draft (the editor's ``flush``: autosave and end the editing session);
+2. drop pending background results, clear our clipboard contents;
+3. wipe and close every window showing client data (the main window and all its dialogs,
+   or the first-run window showing the recovery key) — models emptied, text cleared;
+4. ``service.lock()`` (closes the database, wipes the key);
+5. show the unlock screen.
+
+Invariants:
+- the service is passed in (no globals); vault events arrive through a queued Qt signal,
+  so a listener called on a worker thread never touches a widget;
+- if the service locks by itself (its idle backstop), the same teardown runs on the
+  ``VaultLocked`` event, minus step 1, which needs the open vault;
+- at most one ``MainWindow`` holds client data, only while the vault is unlocked. To
+  open fast after the KDF, an *empty* main window is built while the unlock screen is
+  up (it has no data until ``start()`` after unlock); each one is used for one unlock
+  and destroyed at the next lock.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app.errors import TacitError
+from app.ui.clipboard import ClipboardGuard
+from app.ui.firstrun import FirstRunWindow
+from app.ui.idle import ActivityFilter, IdleWatcher
+from app.ui.mainwindow import MainWindow
+from app.ui.ops import OpRunner
+from app.ui.prefs import Preferences, PreferenceStore
+from app.ui.qt import QApplication, QGuiApplication, QObject, QTimer, Signal
+from app.ui.session import SessionWatcher
+from app.ui.settings_dialog import SettingsDialog
+from app.ui.theme import ThemeManager
+from app.ui.unlock import UnlockWindow
+from app.vault.models import LockReason, RecordChanged, VaultEvent, VaultLocked, VaultUnlocked
+from app.vault.service import VaultService
+
+log = logging.getLogger(__name__)
+
+SPARE_DELAY_MS = 100
+AUDIT_FLUSH_MS = 5000  # deferred audit events (views, lists, searches) reach the trail
+
+
+class _EventBridge(QObject):
+    """Carries vault events to the UI thread (queued when emitted from a worker)."""
+
+    relay = Signal(object)
+
+
+class AppController(QObject):
+    main_window_shown = Signal()
+    locked = Signal()
+
+    def __init__(
+        self,
+        app: QApplication,
+        service: VaultService,
+        prefs: PreferenceStore,
+        *,
+        session: SessionWatcher | None = None,
+        install_hooks: bool = True,
+        idle_poll_ms: int = 1000,
+    ) -> None:
+        super().__init__()
+        self.app = app
+        self.service = service
+        self.prefs_store = prefs
+        self.prefs: Preferences = prefs.load()
+        self._install_hooks = install_hooks
+        self._quitting = False
+        self._in_lock = False
+        self._started = False
+        app.setQuitOnLastWindowClosed(False)  # lock closes windows; we quit explicitly
+
+        self.runner = OpRunner(self)
+        self.clipboard = ClipboardGuard(
+            QGuiApplication.clipboard(), self.prefs.clipboard_seconds * 1000, self
+        )
+        self.theme = ThemeManager(app)
+        self.bridge = _EventBridge(self)
+        self.bridge.relay.connect(self._on_vault_event)
+        self._unsubscribe = service.subscribe(self.bridge.relay.emit)
+        self.activity = ActivityFilter(service.record_activity, self)
+        app.installEventFilter(self.activity)
+        self.idle = IdleWatcher(
+            service, lambda: self.lock(LockReason.IDLE), interval_ms=idle_poll_ms, parent=self
+        )
+        self.audit_timer = QTimer(self)
+        self.audit_timer.setInterval(AUDIT_FLUSH_MS)
+        self.audit_timer.timeout.connect(self.flush_audit)
+        self.session = session if session is not None else SessionWatcher(self)
+        self.session.lock_requested.connect(self.lock)
+        app.commitDataRequest.connect(lambda _manager: self.lock(LockReason.QUIT))
+        app.aboutToQuit.connect(self.shutdown)
+
+        self.unlock_window = UnlockWindow(service, self.runner)
+        self.unlock_window.unlocked.connect(self._open_main)
+        self.unlock_window.closed_by_user.connect(self.quit)
+        self.first_run: FirstRunWindow | None = None
+        self.main_window: MainWindow | None = None
+        self._spare: MainWindow | None = None  # built empty while locked, see module doc
+
+    # -- start -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Show the first-run or the unlock window (once; later calls do nothing)."""
+        if self._started:
+            return
+        self._started = True
+        self.theme.apply(self.prefs.theme)
+        self.service.idle_timeout = self.prefs.idle_minutes * 60
+        if self._install_hooks:
+            self.session.install()
+            self.session.attach_window(self.unlock_window)
+        if self.service.exists():
+            self._show_unlock()
+        else:
+            self._show_first_run()
+
+    def _show_first_run(self) -> None:
+        window = FirstRunWindow(self.service, self.runner, self.clipboard)
+        window.completed.connect(self._first_run_done)
+        window.closed_by_user.connect(self.quit)
+        self.first_run = window
+        window.show()
+        window.form.passphrase.setFocus()
+
+    def _first_run_done(self) -> None:
+        window, self.first_run = self.first_run, None
+        if window is not None:
+            window.close()
+            window.deleteLater()
+        self._open_main()
+
+    def _show_unlock(self, *, minimized: bool = False) -> None:
+        self.unlock_window.reset()
+        if minimized:
+            self.unlock_window.showMinimized()
+        else:
+            self.unlock_window.show()
+            self.unlock_window.raise_()
+            self.unlock_window.activateWindow()
+        # After the unlock screen has painted, while the user types the passphrase.
+        QTimer.singleShot(SPARE_DELAY_MS, self._build_spare)
+
+    def _new_main_window(self) -> MainWindow:
+        window = MainWindow(self.service, self.runner, self.clipboard)
+        window.lock_requested.connect(self.lock)
+        window.quit_requested.connect(self.quit)
+        window.settings_requested.connect(self.open_settings)
+        window.minimized.connect(self._minimized)
+        return window
+
+    def _build_spare(self) -> None:
+        """Build the next (empty) main window while the user types the passphrase."""
+        if self._spare is None and not self._quitting and self.main_window is None:
+            self._spare = self._new_main_window()
+
+    def _open_main(self) -> None:
+        if not self.service.is_unlocked or self.main_window is not None:
+            return
+        self.unlock_window.hide()
+        window, self._spare = self._spare or self._new_main_window(), None
+        geometry = self.prefs_store.geometry("main")
+        if geometry is not None:
+            window.restoreGeometry(geometry)
+        window.set_idle_minutes(self.prefs.idle_minutes)
+        self.main_window = window
+        window.show()
+        window.start()
+        self.idle.start()
+        self.main_window_shown.emit()
+
+    # -- events ------------------------------------------------------------------------
+    def _on_vault_event(self, event: VaultEvent) -> None:
+        if isinstance(event, VaultUnlocked):
+            self.idle.start()
+            self.audit_timer.start()
+        elif isinstance(event, VaultLocked):
+            self._teardown()
+            if not self._quitting and not self._in_lock:
+                self._show_unlock()  # the service locked by itself; lock() shows it itself
+            self.locked.emit()
+        elif isinstance(event, RecordChanged) and self.main_window is not None:
+            self.main_window.on_record_changed(event)
+
+    # -- lock --------------------------------------------------------------------------
+    def lock(self, reason: LockReason = LockReason.USER, *, minimized: bool = False) -> None:
+        """Save drafts, close everything showing client data, lock, show the unlock
+        screen. Safe to call in any state (a no-op when nothing is open)."""
+        if not self.service.is_unlocked and self.main_window is None:
+            return
+        self._in_lock = True
+        try:
+            self._save_drafts()
+            self._teardown()
+            self.service.lock(reason)  # VaultLocked → _on_vault_event (idempotent teardown)
+        finally:
+            self._in_lock = False
+        if not self._quitting:
+            self._show_unlock(minimized=minimized)
+
+    def _save_drafts(self) -> None:
+        window = self.main_window
+        if window is None or not self.service.is_unlocked:
+            return
+        if not window.flush():
+            log.warning("a draft could not be saved before locking")
+        self.prefs_store.save_geometry("main", window.saveGeometry())
+
+    def flush_audit(self) -> None:
+        """Write the service's deferred audit events; skipped while a background
+        operation holds the database (the next tick, or the lock, writes them)."""
+        if not self.service.is_unlocked or self.runner.active:
+            return
+        try:
+            self.service.flush_audit()
+        except TacitError:
+            log.warning("the audit trail could not be written")
+
+    def _teardown(self) -> None:
+        self.idle.stop()
+        self.audit_timer.stop()
+        self.runner.cancel_all()
+        self.clipboard.clear_if_ours()
+        window, self.main_window = self.main_window, None
+        if window is not None:
+            window.wipe()
+            window.close()
+            window.deleteLater()
+        first_run = self.first_run
+        if first_run is not None and self.service.exists():
+            self.first_run = None
+            first_run.wipe()
+            first_run.close()
+            first_run.deleteLater()
+
+    def _minimized(self) -> None:
+        if self.prefs.lock_on_minimize:
+            self.lock(LockReason.USER, minimized=True)
+
+    # -- settings ----------------------------------------------------------------------
+    def open_settings(self) -> SettingsDialog | None:
+        if self.main_window is None:
+            return None
+        dialog = SettingsDialog(
+            self.prefs, self.apply_preferences, self.session.hooks, self.main_window
+        )
+        dialog.open()
+        return dialog
+
+    def apply_preferences(self, prefs: Preferences) -> None:
+        changed = prefs.validated() != self.prefs
+        self.prefs = prefs.validated()
+        self.prefs_store.save(self.prefs)
+        self.service.idle_timeout = self.prefs.idle_minutes * 60
+        self.clipboard.delay_ms = self.prefs.clipboard_seconds * 1000
+        self.theme.apply(self.prefs.theme)
+        if self.main_window is not None:
+            self.main_window.set_idle_minutes(self.prefs.idle_minutes)
+        if changed and self.service.is_unlocked:
+            p = self.prefs
+            try:
+                self.service.record_event(
+                    "settings_change",
+                    detail=f"idle {p.idle_minutes} min, lock on minimize "
+                    f"{'on' if p.lock_on_minimize else 'off'}, clipboard {p.clipboard_seconds} s, "
+                    f"theme {p.theme}",
+                )
+            except TacitError:
+                log.warning("the settings change could not be audited")
+
+    # -- quit --------------------------------------------------------------------------
+    def quit(self) -> None:
+        self.shutdown()
+        self.app.quit()
+
+    def shutdown(self) -> None:
+        """Save, lock and close every window (quit, or the app is going away)."""
+        if self._quitting:
+            return
+        self._quitting = True
+        self._save_drafts()
+        self._teardown()
+        self.service.lock(LockReason.QUIT)
+        self.runner.wait(5000)
+        self.unlock_window.prepare_quit()
+        self.unlock_window.close()
+        if self.first_run is not None:
+            self.first_run.wipe()
+            self.first_run.close()
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.wipe()
+            spare.deleteLater()
+        self.app.removeEventFilter(self.activity)
+        self._unsubscribe()

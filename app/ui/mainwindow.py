@@ -1,0 +1,524 @@
+"""``MainWindow``: clients, a client's notes, the note editor, and search.
+
+Layout: client list | notes of the selected client (or search results while searching) |
+editor. Every action is in a menu with a shortcut (Ctrl+N new note, Ctrl+F search,
+Ctrl+S save, Ctrl+L lock, Ctrl+1/2/3 focus the three panes), so the whole window works
+from the keyboard.
+
+Invariants:
+- the window title is always "Tacit" — never a client name or a note title;
+- a new ``MainWindow`` is built at every unlock and destroyed at every lock; ``wipe()``
+  empties every model and text widget (dialogs are children, so they go too) before it
+  is closed, so no client data outlives the lock even until deferred deletion;
+- record work goes through the service; the window only displays and dispatches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.errors import TacitError
+from app.ui.clientpane import ClientPane
+from app.ui.clipboard import ClipboardGuard
+from app.ui.dialogs import ClientDialog, ClientFields, NewNoteDialog
+from app.ui.editor import NoteEditor
+from app.ui.history import HistoryDialog
+from app.ui.models import ID_ROLE, NoteListModel, icon
+from app.ui.ops import OpRunner
+from app.ui.qt import (
+    QAbstractItemView,
+    QAction,
+    QCloseEvent,
+    QDate,
+    QEvent,
+    QHBoxLayout,
+    QHeaderView,
+    QKeyEvent,
+    QKeySequence,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMainWindow,
+    QMessageBox,
+    QModelIndex,
+    QSizePolicy,
+    QSplitter,
+    QStackedWidget,
+    Qt,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+    Signal,
+)
+from app.ui.search import HtmlDelegate, SearchController, SearchModel
+from app.ui.widgets import BusyBar, named, wipe_widgets
+from app.vault.models import LockReason, RecordChanged, Template
+from app.vault.service import VaultService
+
+PAGE_NOTES, PAGE_SEARCH = 0, 1
+
+
+class _SearchField(QLineEdit):
+    """Up/Down move through the results, Escape clears, Enter opens (returnPressed)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self._window = window
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if key in (Qt.Key.Key_Down, Qt.Key.Key_Up) and self.text():
+            self._window.move_search_selection(1 if key == Qt.Key.Key_Down else -1)
+            return
+        if key == Qt.Key.Key_Escape and self.text():
+            self.clear()
+            return
+        super().keyPressEvent(event)
+
+
+class MainWindow(QMainWindow):
+    lock_requested = Signal(object)  # LockReason
+    settings_requested = Signal()
+    quit_requested = Signal()
+    minimized = Signal()
+
+    def __init__(
+        self,
+        service: VaultService,
+        runner: OpRunner,
+        clipboard: ClipboardGuard,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._service = service
+        self._clipboard = clipboard
+        self._tearing_down = False
+        self._open_when_ready = False
+        self.setWindowTitle("Tacit")
+        self.setObjectName("mainWindow")
+        icon_ = icon("tacit")
+        if not icon_.isNull():
+            self.setWindowIcon(icon_)
+
+        self.client_pane = ClientPane(service, self)
+        self.notes_model = NoteListModel(service, self)
+        self.notes_view = named(QTableView(self), "Notes", "The selected client's notes")
+        self._setup_notes_view()
+        self.notes_count = QLabel(self)
+        self.notes_count.setObjectName("hint")
+        self.search_model = SearchModel(self)
+        self.search_view = named(QListView(self), "Search results")
+        self.search_view.setModel(self.search_model)
+        self.search_view.setItemDelegate(HtmlDelegate(self.search_view))
+        self.search_view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.search_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.search_view.setWordWrap(True)
+        self.search_busy = BusyBar(self)
+        self.search_status = QLabel(self)
+        self.search_status.setObjectName("hint")
+        self.search = SearchController(service, runner, self.search_model, self.search_busy)
+        self.editor = NoteEditor(service, clipboard, self, vault_busy=lambda: self.search.in_flight)
+        self.search_field = named(_SearchField(self), "Search all notes", "Search (Ctrl+F)")
+        self.search_field.setObjectName("searchField")
+        self.search_field.setPlaceholderText("Search all notes  (Ctrl+F)")
+        self.search_field.setClearButtonEnabled(True)
+
+        self.center = QStackedWidget(self)
+        self.center.addWidget(self._notes_page())
+        self.center.addWidget(self._search_page())
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.addWidget(self.client_pane)
+        splitter.addWidget(self.center)
+        splitter.addWidget(self.editor)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 4)
+        splitter.setStretchFactor(2, 5)
+        splitter.setSizes([220, 560, 500])
+        splitter.setChildrenCollapsible(False)
+        body = QWidget(self)
+        layout = QHBoxLayout(body)
+        layout.setContentsMargins(8, 6, 8, 4)
+        layout.addWidget(splitter)
+        self.setCentralWidget(body)
+        self.idle_label = QLabel(self)
+        self.statusBar().addPermanentWidget(self.idle_label)
+
+        self._build_actions()
+        self._connect()
+        self.resize(1240, 760)
+
+    # -- construction ------------------------------------------------------------------
+    def _setup_notes_view(self) -> None:
+        view = self.notes_view
+        view.setModel(self.notes_model)
+        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        view.setShowGrid(False)
+        view.setWordWrap(False)
+        view.setTabKeyNavigation(False)
+        view.verticalHeader().hide()
+        # Fixed row heights: the view never measures rows, so 100,000 stay fast.
+        view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 10)
+        header = view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setHighlightSections(False)
+        metrics = view.fontMetrics()
+        for column, sample in ((0, "2026-12-31"), (2, "Treatment plan"), (3, "Treatment plan"),
+                               (4, "Signed")):  # fmt: skip
+            view.setColumnWidth(column, metrics.horizontalAdvance(sample) + 28)
+
+    def _notes_page(self) -> QWidget:
+        page = QWidget(self)
+        title = QLabel("Notes", page)
+        title.setObjectName("paneTitle")
+        title.setBuddy(self.notes_view)
+        row = QHBoxLayout()
+        row.addWidget(title)
+        row.addStretch(1)
+        row.addWidget(self.notes_count)
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.notes_view, 1)
+        return page
+
+    def _search_page(self) -> QWidget:
+        page = QWidget(self)
+        title = QLabel("Search results", page)
+        title.setObjectName("paneTitle")
+        row = QHBoxLayout()
+        row.addWidget(title)
+        row.addStretch(1)
+        row.addWidget(self.search_status)
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.search_busy)
+        layout.addWidget(self.search_view, 1)
+        return page
+
+    def _action(self, text: str, shortcut: str | None, slot: Callable[[], object]) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work wherever the focus is in the window
+        return action
+
+    def _build_actions(self) -> None:
+        self.new_note_action = self._action("&New note…", "Ctrl+N", self.new_note)
+        self.save_action = self._action("&Save", "Ctrl+S", self.save_now)
+        self.lock_action = self._action(
+            "&Lock", "Ctrl+L", lambda: self.lock_requested.emit(LockReason.USER)
+        )
+        self.quit_action = self._action("&Quit", "Ctrl+Q", lambda: self.quit_requested.emit())
+        self.find_action = self._action("&Find in all notes", "Ctrl+F", self.focus_search)
+        self.settings_action = self._action(
+            "Se&ttings…", "Ctrl+,", lambda: self.settings_requested.emit()
+        )
+        self.history_action = self._action("Revision &history…", "Ctrl+H", self.show_history)
+        self.add_client_action = self._action("&Add client…", "Ctrl+Shift+N", self.add_client)
+        self.edit_client_action = self._action("&Edit client…", None, self.edit_client)
+        self.discharge_action = self._action("&Discharge client…", None, self.discharge_client)
+        focus = [
+            self._action("Go to &clients", "Ctrl+1", self.client_pane.filter.setFocus),
+            self._action("Go to &notes", "Ctrl+2", self.notes_view.setFocus),
+            self._action("Go to &editor", "Ctrl+3", self.editor.body.setFocus),
+        ]
+        menus = self.menuBar()
+        file_menu = menus.addMenu("&File")
+        for action in (self.new_note_action, self.save_action, self.lock_action):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        edit_menu = menus.addMenu("&Edit")
+        edit_menu.addAction(self.find_action)
+        edit_menu.addAction(self.history_action)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.settings_action)
+        client_menu = menus.addMenu("&Client")
+        for action in (self.add_client_action, self.edit_client_action, self.discharge_action):
+            client_menu.addAction(action)
+        view_menu = menus.addMenu("&View")
+        for action in focus:
+            view_menu.addAction(action)
+
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        toolbar.addAction(self.new_note_action)
+        spacer = QWidget(toolbar)
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        toolbar.addWidget(spacer)
+        toolbar.addWidget(self.search_field)
+        toolbar.addAction(self.settings_action)
+        toolbar.addAction(self.lock_action)
+        for action in (self.new_note_action, self.settings_action, self.lock_action):
+            button = toolbar.widgetForAction(action)
+            if button is not None:
+                named(button, action.text().replace("&", "").rstrip("…"))
+
+    def _connect(self) -> None:
+        self.client_pane.client_selected.connect(self._client_changed)
+        self.client_pane.add_requested.connect(self.add_client)
+        self.client_pane.edit_requested.connect(self.edit_client)
+        self.client_pane.discharge_requested.connect(self.discharge_client)
+        self.notes_view.selectionModel().currentRowChanged.connect(self._note_row_changed)
+        self.notes_view.activated.connect(lambda _i: self.editor.body.setFocus())
+        self.search_field.textChanged.connect(self._search_text_changed)
+        self.search_field.returnPressed.connect(self.open_selected_result)
+        self.search_view.activated.connect(lambda i: self.open_search_result(i.row()))
+        self.search.results_ready.connect(self._search_results)
+        self.search.failed.connect(self.search_status.setText)
+        self.editor.history_requested.connect(lambda _id: self.show_history())
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Load the client list and open the first client (after unlock)."""
+        self.client_pane.reload(audit=True)
+        self.client_pane.select_first()
+
+    def set_idle_minutes(self, minutes: int) -> None:
+        self.idle_label.setText(f"Locks after {minutes} min without activity")
+
+    def show_status(self, text: str, msecs: int = 5000) -> None:
+        self.statusBar().showMessage(text, msecs)
+
+    def flush(self) -> bool:
+        """Save every unsaved edit (before lock or quit)."""
+        return self.editor.flush()
+
+    def wipe(self) -> None:
+        """Drop every cached record and clear every text widget (lock)."""
+        self._tearing_down = True
+        self.search.reset()
+        self.editor.wipe_all()
+        self.search_model.clear()
+        self.notes_model.clear()
+        self.client_pane.clear()
+        for child in self.findChildren(QWidget):
+            if child.isWindow() and child is not self:
+                child.close()  # dialogs: history, client, new note, settings
+        wipe_widgets(self)
+        self.setWindowTitle("Tacit")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._tearing_down:
+            super().closeEvent(event)
+            return
+        event.ignore()  # the controller saves, locks and quits
+        self.quit_requested.emit()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.WindowStateChange and self.isMinimized():
+            self.minimized.emit()
+
+    # -- clients -----------------------------------------------------------------------
+    def _client_changed(self, client_id: str | None) -> None:
+        if not self.editor.close_note():
+            self.show_status("The open note could not be saved; it stays open.")
+        self.notes_model.set_client(client_id, audit=client_id is not None)
+        self._update_count()
+
+    def _update_count(self) -> None:
+        total = self.notes_model.total
+        client = self.client_pane.current_client_id
+        self.notes_count.setText("" if client is None else f"{total} note{'s' * (total != 1)}")
+
+    def add_client(self) -> ClientDialog:
+        dialog = ClientDialog(self._add_client, None, self)
+        dialog.open()
+        return dialog
+
+    def _add_client(self, fields: ClientFields) -> None:
+        client = self._service.add_client(
+            fields.name, dob=fields.dob, email=fields.email, phone=fields.phone
+        )
+        self.client_pane.reload()
+        self.client_pane.select_client(client.id)
+
+    def edit_client(self) -> ClientDialog | None:
+        client_id = self.client_pane.current_client_id
+        if client_id is None:
+            self.show_status("Select a client first.")
+            return None
+        client = self._service.get_client(client_id, record_view=True)  # all their details
+
+        def save(fields: ClientFields) -> None:
+            self._service.update_client(
+                client_id, name=fields.name, dob=fields.dob, email=fields.email,
+                phone=fields.phone,
+            )  # fmt: skip
+
+        dialog = ClientDialog(save, client, self)
+        dialog.open()
+        return dialog
+
+    def discharge_client(self) -> QMessageBox | None:
+        client_id = self.client_pane.current_client_id
+        if client_id is None:
+            self.show_status("Select a client first.")
+            return None
+        box = QMessageBox(self)
+        box.setWindowTitle("Tacit — Discharge client")
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setText("Discharge the selected client?")
+        box.setInformativeText(
+            "Their notes are kept. Discharged clients are listed when “Show discharged” is ticked."
+        )
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+        def done(result: int) -> None:
+            box.deleteLater()
+            if result == QMessageBox.StandardButton.Yes:
+                try:
+                    self._service.discharge_client(client_id)
+                except TacitError as exc:
+                    self.show_status(exc.message)
+
+        box.finished.connect(done)
+        box.open()
+        return box
+
+    def on_record_changed(self, event: RecordChanged) -> None:
+        """The service changed a record (here or, later, through sync)."""
+        if self._tearing_down or not self._service.is_unlocked:
+            return
+        if event.kind == "client":
+            self.client_pane.reload()
+            return
+        try:
+            note = self._service.get_note(event.id, record_view=False)  # a refresh
+        except TacitError:
+            return
+        if note.client_id != self.notes_model.client_id:
+            return
+        if not self.notes_model.update_note(note):
+            self.notes_model.reload()
+        self._select_note_row(self.editor.note_id)
+        self._update_count()
+
+    # -- notes -------------------------------------------------------------------------
+    def _select_note_row(self, note_id: str | None) -> None:
+        row = self.notes_model.row_of(note_id) if note_id else -1
+        selection = self.notes_view.selectionModel()
+        selection.blockSignals(True)
+        if row >= 0:
+            index = self.notes_model.index(row, 0)
+            selection.setCurrentIndex(
+                index, selection.SelectionFlag.ClearAndSelect | selection.SelectionFlag.Rows
+            )
+        else:
+            selection.clearSelection()
+            selection.clearCurrentIndex()  # so choosing the row again opens it
+        selection.blockSignals(False)
+        self.notes_view.viewport().update()
+
+    def _note_row_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        if not current.isValid():
+            return
+        note_id = str(current.data(ID_ROLE))
+        if not self.editor.open_note(note_id):
+            self.show_status("The open note could not be saved; it stays open.")
+            self._select_note_row(self.editor.note_id)
+
+    def new_note(self) -> NewNoteDialog | None:
+        client_id = self.client_pane.current_client_id
+        if client_id is None:
+            self.show_status("Add or select a client first.")
+            return None
+        today = self._service.clock.now().astimezone().date()
+        dialog = NewNoteDialog(
+            self._service.templates(),
+            lambda template, date: self._create_note(client_id, template, date),
+            QDate(today.year, today.month, today.day),
+            self,
+        )
+        dialog.open()
+        return dialog
+
+    def _create_note(self, client_id: str, template: Template, session_date: str) -> None:
+        if not self.editor.flush():
+            self.show_status("The open note could not be saved; create the new one afterwards.")
+            return
+        note = self._service.create_note(client_id, template.id, session_date=session_date)
+        self.open_note(note.id, client_id)
+        body = self.editor.body
+        cursor = body.textCursor()
+        first_gap = note.body.find("\n\n")
+        cursor.setPosition(first_gap + 1 if first_gap >= 0 else len(note.body))
+        body.setTextCursor(cursor)
+        body.setFocus()
+
+    def open_note(self, note_id: str, client_id: str) -> None:
+        if self.client_pane.current_client_id != client_id:
+            self.client_pane.select_client(client_id)
+        if self.editor.open_note(note_id):
+            self._select_note_row(note_id)
+            row = self.notes_model.row_of(note_id)
+            if row >= 0:
+                self.notes_view.scrollTo(self.notes_model.index(row, 0))
+
+    def save_now(self) -> None:
+        if self.editor.note_id is not None and self.editor.save_now():
+            self.show_status("Saved.", 2000)
+
+    def show_history(self) -> HistoryDialog | None:
+        note_id = self.editor.note_id
+        if note_id is None:
+            self.show_status("Open a note to see its history.")
+            return None
+        self.editor.flush()
+        dialog = HistoryDialog(self._service.note_history(note_id), self._clipboard, self)
+        dialog.show()
+        return dialog
+
+    # -- search ------------------------------------------------------------------------
+    def focus_search(self) -> None:
+        self.search_field.setFocus()
+        self.search_field.selectAll()
+
+    def _search_text_changed(self, text: str) -> None:
+        self._open_when_ready = False
+        if self.editor.dirty:
+            self.editor.autosave()  # so the search sees what was just typed
+        self.search.set_query(text)
+        searching = bool(text.strip())
+        self.search_status.setText("" if self.search.searchable(text) else "Keep typing…")
+        self.center.setCurrentIndex(PAGE_SEARCH if searching else PAGE_NOTES)
+
+    def _search_results(self, count: int) -> None:
+        self.search_status.setText(f"{count} match{'es' * (count != 1)}")
+        if count:
+            self.search_view.setCurrentIndex(self.search_model.index(0, 0))
+        if self._open_when_ready:
+            self._open_when_ready = False
+            self.open_search_result(0)
+
+    def move_search_selection(self, step: int) -> None:
+        count = self.search_model.rowCount()
+        if not count:
+            return
+        row = max(0, min(count - 1, self.search_view.currentIndex().row() + step))
+        self.search_view.setCurrentIndex(self.search_model.index(row, 0))
+
+    def open_selected_result(self) -> None:
+        if self.search.timer.isActive():
+            self._open_when_ready = True  # Enter before the debounce fired: search first
+            self.search.run_now()
+            return
+        row = self.search_view.currentIndex().row()
+        self.open_search_result(row if row >= 0 else 0)
+
+    def open_search_result(self, row: int) -> None:
+        result = self.search_model.result(row)
+        if result is None:
+            return
+        self.search_field.clear()  # back to the notes list
+        self.open_note(result.hit.id, result.hit.client_id)
+        self.editor.body.setFocus()

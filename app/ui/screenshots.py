@@ -1,0 +1,165 @@
+"""Render the README screenshots from sample data: ``python -m app.ui.screenshots --out DIR``.
+
+It builds a throwaway vault with fictional records only (the client "Alex Example" and a
+few others), drives the real windows offscreen and saves ``QWidget.grab()`` images:
+first-run.png, unlock.png, main-window.png, search.png, settings.png and
+main-window-dark.png.
+
+Invariants: it never opens the user's vault or settings — the sample vault and its
+settings file live in a temporary directory removed at the end, and the vault uses the
+insecure test KDF (it protects nothing real).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["TACIT_INSECURE_TEST_KDF"] = "1"  # sample data only: no real protection needed
+
+from app.ui.application import create_application
+from app.ui.controller import AppController
+from app.ui.prefs import Preferences, PreferenceStore
+from app.ui.qt import QApplication, QFont, QFontDatabase, QSettings, QWidget
+from app.vault.clock import ManualClock
+from app.vault.crypto import Passphrase
+from app.vault.keychain import MemoryKeychain
+from app.vault.service import VaultService
+
+SAMPLE_PASSPHRASE = "sample vault for screenshots only"  # noqa: S105 - sample data
+CLIENT = "Alex Example"
+OTHER_CLIENTS = ("Blair Sample", "Casey Placeholder", "Drew Demo", "Emery Fictional")
+
+_SOAP = (
+    "## Subjective\n\nAlex reports sleeping better since starting the wind-down routine "
+    "(about 6.5 h most nights). Work stress remains high before deadlines.\n\n"
+    "## Objective\n\nArrived on time, well groomed, good eye contact. Affect brighter than "
+    "last session; speech normal in rate and volume.\n\n"
+    "## Assessment\n\nGeneralised anxiety improving; sleep hygiene plan is helping. No risk "
+    "indicators today.\n\n"
+    "## Plan\n\nContinue the routine; practise the breathing exercise before meetings. Next "
+    "session in two weeks."
+)
+_NOTES = (
+    ("intake", "2026-01-12", "Intake 2026-01-12", "## Presenting problem\n\nSample intake."),
+    ("soap", "2026-01-26", "SOAP 2026-01-26", "## Subjective\n\nSleep still poor."),
+    ("process", "2026-01-26", "Process note 2026-01-26", "## Process\n\nSample process note."),
+    ("soap", "2026-02-09", "SOAP 2026-02-09", "## Subjective\n\nSome sleep improvement."),
+    ("dap", "2026-02-23", "DAP 2026-02-23", "## Data\n\nSample DAP note."),
+    ("soap", "2026-03-09", "SOAP 2026-03-09", _SOAP),
+)
+
+
+def spin_until(predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the sample app did not reach the expected state")
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+def settle(seconds: float = 0.2) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+def save(widget: QWidget, path: Path) -> None:
+    settle()
+    if not widget.grab().save(str(path)):
+        raise OSError(f"could not write {path.name}")
+    print(path)
+
+
+def populate(service: VaultService) -> None:
+    client = service.add_client(CLIENT, dob="1988-04-02", email="alex@example.org")
+    for name in OTHER_CLIENTS:
+        service.add_client(name)
+    for template, date, title, body in _NOTES:
+        note = service.create_note(client.id, template, session_date=date, title=title, body=body)
+        if date < "2026-02-01" and template != "process":
+            service.sign_note(note.id)  # older notes are signed and locked
+
+
+def use_sample_font(app: QApplication) -> None:
+    families = QFontDatabase.families()
+    for family in ("DejaVu Sans", "Noto Sans", "Liberation Sans"):
+        if family in families:
+            app.setFont(QFont(family, 10))
+            return
+
+
+def render(out: Path, workdir: Path) -> None:
+    app = create_application([])
+    use_sample_font(app)
+    clock = ManualClock(datetime(2026, 3, 9, 10, 30, tzinfo=UTC))
+    settings = QSettings(str(workdir / "settings.ini"), QSettings.Format.IniFormat)
+    prefs = PreferenceStore(settings)
+    prefs.save(Preferences(theme="light"))
+
+    # First run, with a passphrase typed in (strength meter visible).
+    fresh = VaultService(workdir / "fresh", clock=clock, keychain=MemoryKeychain())
+    first = AppController(app, fresh, prefs, install_hooks=False)
+    first.start()
+    window = first.first_run
+    assert window is not None
+    window.clinician.setText("Dr. Sam Rivera")
+    window.form.passphrase.setText("maple orbit quietly thunder")
+    window.form.confirm.setText("maple orbit quietly thunder")
+    save(window, out / "first-run.png")
+    first.shutdown()
+
+    service = VaultService(workdir / "vault", clock=clock, keychain=MemoryKeychain())
+    service.create(Passphrase.from_str(SAMPLE_PASSPHRASE), clinician="Dr. Sam Rivera")
+    populate(service)
+    service.lock()
+    controller = AppController(app, service, prefs, install_hooks=False)
+    controller.start()
+    save(controller.unlock_window, out / "unlock.png")
+
+    controller.unlock_window.passphrase.setText(SAMPLE_PASSPHRASE)
+    controller.unlock_window.unlock()
+    spin_until(lambda: controller.main_window is not None)
+    main = controller.main_window
+    assert main is not None
+    main.resize(1280, 760)
+    main.notes_view.selectRow(0)
+    save(main, out / "main-window.png")
+
+    main.search_field.setText("sleep")
+    spin_until(lambda: main.search_model.rowCount() > 0)
+    save(main, out / "search.png")
+    main.search_field.clear()
+
+    dialog = controller.open_settings()
+    assert dialog is not None
+    save(dialog, out / "settings.png")
+    dialog.reject()
+
+    controller.apply_preferences(Preferences(theme="dark"))
+    main.notes_view.selectRow(0)
+    save(main, out / "main-window-dark.png")
+    controller.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="tacit-screenshots-") as workdir:
+        render(args.out, Path(workdir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

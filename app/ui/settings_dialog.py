@@ -1,0 +1,113 @@
+"""``SettingsDialog``: idle timeout, lock on minimize, clipboard delay, theme.
+
+It edits a ``Preferences`` value and hands the result to a callable on Save (the
+controller applies it to the service, the clipboard guard and the theme, and stores it).
+
+Invariant: it shows and returns only non-identifying preferences — nothing about the
+vault's contents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.ui.prefs import (
+    MAX_CLIPBOARD_SECONDS,
+    MAX_IDLE_MINUTES,
+    MIN_CLIPBOARD_SECONDS,
+    MIN_IDLE_MINUTES,
+    Preferences,
+)
+from app.ui.qt import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from app.ui.widgets import named
+
+THEME_CHOICES = (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark"))
+
+
+class SettingsDialog(QDialog):
+    def __init__(
+        self,
+        prefs: Preferences,
+        apply: Callable[[Preferences], None],
+        hooks: list[str] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._apply = apply
+        self.setWindowTitle("Tacit — Settings")
+        self.setObjectName("settingsDialog")
+
+        self.idle = named(QSpinBox(self), "Lock after idle minutes")
+        self.idle.setRange(MIN_IDLE_MINUTES, MAX_IDLE_MINUTES)
+        self.idle.setSuffix(" min")
+        self.idle.setValue(prefs.idle_minutes)
+        self.minimize = named(
+            QCheckBox("Lock when the window is minimized", self), "Lock on minimize"
+        )
+        self.minimize.setChecked(prefs.lock_on_minimize)
+        self.clipboard = named(QSpinBox(self), "Clear clipboard after seconds")
+        self.clipboard.setRange(MIN_CLIPBOARD_SECONDS, MAX_CLIPBOARD_SECONDS)
+        self.clipboard.setSuffix(" s")
+        self.clipboard.setValue(prefs.clipboard_seconds)
+        self.theme = named(QComboBox(self), "Theme")
+        for key, label in THEME_CHOICES:
+            self.theme.addItem(label, key)
+        self.theme.setCurrentIndex(max(0, [k for k, _ in THEME_CHOICES].index(prefs.theme)))
+
+        security = QGroupBox("Security", self)
+        form = QFormLayout(security)
+        form.addRow("Lock after &idle:", self.idle)
+        form.addRow("", self.minimize)
+        form.addRow("Clear &clipboard after:", self.clipboard)
+        covered = QLabel(self._lock_hooks_text(hooks or []), security)
+        covered.setObjectName("hint")
+        covered.setWordWrap(True)
+        form.addRow(covered)
+        appearance = QGroupBox("Appearance", self)
+        look = QFormLayout(appearance)
+        look.addRow("&Theme:", self.theme)
+
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(security)
+        layout.addWidget(appearance)
+        layout.addStretch(1)
+        layout.addWidget(buttons)
+        self.finished.connect(self.deleteLater)
+        self.setMinimumWidth(460)
+
+    @staticmethod
+    def _lock_hooks_text(hooks: list[str]) -> str:
+        base = "Tacit also locks with Ctrl+L"
+        if any("PrepareForSleep" in h or "APMSUSPEND" in h for h in hooks):
+            base += ", when the computer sleeps"
+        if any("ScreenSaver" in h or "Session" in h or "WTS" in h for h in hooks):
+            base += ", when the screen locks"
+        return base + "."
+
+    def preferences(self) -> Preferences:
+        return Preferences(
+            idle_minutes=self.idle.value(),
+            lock_on_minimize=self.minimize.isChecked(),
+            clipboard_seconds=self.clipboard.value(),
+            theme=str(self.theme.currentData()),
+        ).validated()
+
+    def accept(self) -> None:
+        self._apply(self.preferences())
+        super().accept()

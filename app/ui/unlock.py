@@ -1,0 +1,336 @@
+"""``UnlockWindow``: the locked state — passphrase, or recovery key then a new passphrase.
+
+It shows no client data at all (not even how many clients there are). Unlocking runs off
+the UI thread (Argon2id takes about a second by design). After repeated failures the
+input is disabled for a growing delay — 0, 0, 2, 4, 8 … s, at most ``MAX_DELAY_S`` — on
+top of the KDF's own cost; the count lives in memory only (an attacker who restarts the
+app resets it, so the KDF and the keychain binding remain the real defence).
+
+Invariants: the passphrase and recovery key fields are cleared after every attempt and
+whenever the window is hidden; ``unlocked`` is emitted only once the vault is open with a
+passphrase the user knows (after a recovery-key unlock, a new one must be set first, or
+the vault is locked again).
+"""
+
+from __future__ import annotations
+
+from app.errors import DeviceSecretMissingError, TacitError, WrongPassphraseError
+from app.ui.models import icon
+from app.ui.ops import OpRunner
+from app.ui.passphrase_form import PassphraseForm
+from app.ui.qt import (
+    QCheckBox,
+    QCloseEvent,
+    QHBoxLayout,
+    QHideEvent,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QStackedWidget,
+    Qt,
+    QTimer,
+    QVBoxLayout,
+    QWidget,
+    Signal,
+)
+from app.ui.widgets import BusyBar, MessageLabel, named
+from app.vault.crypto import Passphrase
+from app.vault.models import LockReason
+from app.vault.service import VaultService
+
+MAX_DELAY_S = 300
+FREE_ATTEMPTS = 2
+
+PAGE_PASSPHRASE, PAGE_RECOVERY, PAGE_NEW_PASSPHRASE = 0, 1, 2
+
+
+def failure_delay(failures: int) -> int:
+    """Seconds to wait after ``failures`` consecutive wrong passphrases."""
+    if failures <= FREE_ATTEMPTS:
+        return 0
+    return int(min(MAX_DELAY_S, 2 ** (failures - FREE_ATTEMPTS)))
+
+
+class UnlockWindow(QWidget):
+    unlocked = Signal()
+    closed_by_user = Signal()
+
+    def __init__(self, service: VaultService, runner: OpRunner, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._service = service
+        self._runner = runner
+        self.failures = 0
+        self.wait_left = 0
+        self._quitting = False
+        self.setWindowTitle("Tacit")
+        self.setObjectName("unlockWindow")
+        self._delay_timer = QTimer(self)
+        self._delay_timer.setInterval(1000)
+        self._delay_timer.timeout.connect(self.tick)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self._build_passphrase_page())
+        self.stack.addWidget(self._build_recovery_page())
+        self.stack.addWidget(self._build_new_passphrase_page())
+        self.busy = BusyBar(self)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(40, 32, 40, 32)
+        layout.addWidget(self.stack)
+        layout.addWidget(self.busy)
+        self.resize(480, 420)
+
+    # -- pages -------------------------------------------------------------------------
+    def _heading(self, parent: QWidget, text: str) -> QLabel:
+        label = QLabel(text, parent)
+        label.setObjectName("title")
+        label.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        return label
+
+    def _build_passphrase_page(self) -> QWidget:
+        page = QWidget(self)
+        lock_glyph = QLabel(page)
+        lock_glyph.setPixmap(icon("lock").pixmap(64, 64))
+        lock_glyph.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        lock_glyph.setAccessibleName("Locked")
+        sub = QLabel("Enter your passphrase to open your notes.", page)
+        sub.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        sub.setWordWrap(True)
+        self.passphrase = named(QLineEdit(page), "Passphrase")
+        self.passphrase.setObjectName("unlockPassphrase")
+        self.passphrase.setEchoMode(QLineEdit.EchoMode.Password)
+        self.passphrase.setPlaceholderText("Passphrase")
+        self.passphrase.returnPressed.connect(self.unlock)
+        self.error = MessageLabel(page)
+        self.error.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        self.unlock_button = named(QPushButton("Unlock", page), "Unlock")
+        self.unlock_button.setDefault(True)
+        self.unlock_button.clicked.connect(self.unlock)
+        self.recovery_link = named(
+            QPushButton("Use recovery key…", page),
+            "Use recovery key",
+            "Forgot your passphrase? Open the vault with the recovery key from your kit",
+        )
+        self.recovery_link.setFlat(True)
+        self.recovery_link.clicked.connect(lambda: self._goto(PAGE_RECOVERY))
+
+        layout = QVBoxLayout(page)
+        layout.addStretch(1)
+        layout.addWidget(lock_glyph)
+        layout.addWidget(self._heading(page, "Tacit is locked"))
+        layout.addWidget(sub)
+        layout.addSpacing(12)
+        layout.addWidget(self.passphrase)
+        layout.addWidget(self.error)
+        layout.addWidget(self.unlock_button)
+        layout.addSpacing(8)
+        layout.addWidget(self.recovery_link, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(2)
+        return page
+
+    def _build_recovery_page(self) -> QWidget:
+        page = QWidget(self)
+        intro = QLabel(
+            "Type the recovery key from your recovery kit. Case, spaces and dashes do not "
+            "matter. You will then choose a new passphrase.",
+            page,
+        )
+        intro.setWordWrap(True)
+        self.recovery_key = named(QLineEdit(page), "Recovery key")
+        self.recovery_key.setPlaceholderText("TACIT-XXXX-XXXX-…")
+        self.recovery_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.recovery_key.returnPressed.connect(self.unlock_with_recovery_key)
+        self.show_key = named(QCheckBox("Show what I type", page), "Show recovery key")
+        self.show_key.toggled.connect(
+            lambda shown: self.recovery_key.setEchoMode(
+                QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password
+            )
+        )
+        self.recovery_error = MessageLabel(page)
+        self.recovery_button = named(QPushButton("Unlock with recovery key", page), "Unlock")
+        self.recovery_button.clicked.connect(self.unlock_with_recovery_key)
+        back = named(QPushButton("Back", page), "Back to passphrase")
+        back.clicked.connect(lambda: self._goto(PAGE_PASSPHRASE))
+
+        layout = QVBoxLayout(page)
+        layout.addWidget(self._heading(page, "Use your recovery key"))
+        layout.addWidget(intro)
+        layout.addWidget(self.recovery_key)
+        layout.addWidget(self.show_key)
+        layout.addWidget(self.recovery_error)
+        layout.addStretch(1)
+        row = QHBoxLayout()
+        row.addWidget(back)
+        row.addStretch(1)
+        row.addWidget(self.recovery_button)
+        layout.addLayout(row)
+        return page
+
+    def _build_new_passphrase_page(self) -> QWidget:
+        page = QWidget(self)
+        intro = QLabel(
+            "The vault is open. Choose a new passphrase; the old one stops working.", page
+        )
+        intro.setWordWrap(True)
+        self.new_form = PassphraseForm(page)
+        self.new_error = MessageLabel(page)
+        self.set_button = named(QPushButton("Set passphrase", page), "Set new passphrase")
+        self.set_button.setEnabled(False)
+        self.set_button.setDefault(True)
+        self.new_form.validity_changed.connect(self.set_button.setEnabled)
+        self.set_button.clicked.connect(self.set_new_passphrase)
+        cancel = named(QPushButton("Cancel and lock", page), "Cancel and lock")
+        cancel.clicked.connect(self._cancel_recovery)
+
+        layout = QVBoxLayout(page)
+        layout.addWidget(self._heading(page, "Choose a new passphrase"))
+        layout.addWidget(intro)
+        layout.addWidget(self.new_form)
+        layout.addWidget(self.new_error)
+        layout.addStretch(1)
+        row = QHBoxLayout()
+        row.addWidget(cancel)
+        row.addStretch(1)
+        row.addWidget(self.set_button)
+        layout.addLayout(row)
+        return page
+
+    # -- state -------------------------------------------------------------------------
+    def _goto(self, page: int) -> None:
+        self.passphrase.clear()
+        self.recovery_key.clear()
+        self.show_key.setChecked(False)
+        self.recovery_error.clear_message()
+        self.new_error.clear_message()
+        if page != PAGE_NEW_PASSPHRASE:
+            self.new_form.clear()
+        self.stack.setCurrentIndex(page)
+        focus = {
+            PAGE_PASSPHRASE: self.passphrase,
+            PAGE_RECOVERY: self.recovery_key,
+            PAGE_NEW_PASSPHRASE: self.new_form.passphrase,
+        }[page]
+        focus.setFocus()
+
+    def reset(self) -> None:
+        """Back to the passphrase page with empty fields (shown after every lock)."""
+        self._goto(PAGE_PASSPHRASE)
+        if self.wait_left <= 0:
+            self.error.clear_message()
+
+    def set_busy(self, busy: bool, message: str = "") -> None:
+        self.busy.set_busy(busy, message)
+        self.stack.setEnabled(not busy)
+        if not busy and self.wait_left > 0:
+            self._set_input_enabled(False)
+
+    def _set_input_enabled(self, enabled: bool) -> None:
+        self.passphrase.setEnabled(enabled)
+        self.unlock_button.setEnabled(enabled)
+
+    # -- passphrase --------------------------------------------------------------------
+    def unlock(self) -> None:
+        text = self.passphrase.text()
+        self.passphrase.clear()
+        if not text or self.busy.busy or self.wait_left > 0:
+            return
+        secret = Passphrase.from_str(text)
+        del text
+        service = self._service
+
+        def work() -> None:
+            try:
+                service.unlock(secret)
+            finally:
+                secret.wipe()
+
+        self.error.clear_message()
+        self._runner.run(work, self._unlocked, self._failed, busy=self, message="Unlocking…")
+
+    def _unlocked(self, _result: object = None) -> None:
+        self.failures = 0
+        self.error.clear_message()
+        self.unlocked.emit()
+
+    def _failed(self, error: TacitError) -> None:
+        if isinstance(error, WrongPassphraseError):
+            self.failures += 1
+            delay = failure_delay(self.failures)
+            text = "Wrong passphrase."
+            if delay:
+                self.wait_left = delay
+                self._set_input_enabled(False)
+                self._delay_timer.start()
+                text += f" Too many attempts: try again in {delay} s."
+            self.error.show_message(text)
+        elif isinstance(error, DeviceSecretMissingError):
+            self.error.show_message(
+                "This computer's keychain no longer holds the key this vault is bound to. "
+                "Use your recovery key to open it."
+            )
+        else:
+            self.error.show_message(f"The vault could not be opened: {error.message}")
+        self.passphrase.setFocus()
+
+    def tick(self) -> None:
+        """One second of the failure delay has passed."""
+        self.wait_left = max(0, self.wait_left - 1)
+        if self.wait_left > 0:
+            self.error.show_message(f"Wrong passphrase. Try again in {self.wait_left} s.")
+            return
+        self._delay_timer.stop()
+        self._set_input_enabled(True)
+        self.error.show_message("Wrong passphrase. You can try again now.")
+        self.passphrase.setFocus()
+
+    # -- recovery key ------------------------------------------------------------------
+    def unlock_with_recovery_key(self) -> None:
+        key = self.recovery_key.text()
+        self.recovery_key.clear()
+        if not key.strip() or self.busy.busy:
+            return
+        service = self._service
+        self.recovery_error.clear_message()
+        self._runner.run(
+            lambda: service.unlock_with_recovery_key(key),
+            lambda _r: self._goto(PAGE_NEW_PASSPHRASE),
+            lambda e: self.recovery_error.show_message(e.message),
+            busy=self,
+            message="Unlocking with the recovery key…",
+        )
+
+    def set_new_passphrase(self) -> None:
+        if not self.new_form.valid or self.busy.busy:
+            return
+        secret = self.new_form.take()
+        service = self._service
+
+        def work() -> None:
+            try:
+                service.change_passphrase(secret)
+            finally:
+                secret.wipe()
+
+        self._runner.run(
+            work,
+            self._unlocked,
+            lambda e: self.new_error.show_message(e.message),
+            busy=self,
+            message="Setting the new passphrase…",
+        )
+
+    def _cancel_recovery(self) -> None:
+        self._service.lock(LockReason.USER)
+        self._goto(PAGE_PASSPHRASE)
+
+    # -- window ------------------------------------------------------------------------
+    def hideEvent(self, event: QHideEvent) -> None:
+        self.passphrase.clear()
+        self.recovery_key.clear()
+        super().hideEvent(event)
+
+    def prepare_quit(self) -> None:
+        self._quitting = True
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._quitting:
+            self.closed_by_user.emit()
+        super().closeEvent(event)
