@@ -149,4 +149,38 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             END""",
         ),
     ),
+    (
+        3,
+        # Search with bounded cost at any vault size: FTS5 reads a doclist in ascending
+        # rowid order and can stop after the first N matches, but ranking (bm25) or
+        # descending order read every match. Index each note under -seq, so ascending
+        # order is newest first; search stops after the newest matches it needs.
+        (
+            "DROP TRIGGER notes_fts_insert",
+            "DROP TRIGGER notes_fts_delete",
+            "DROP TRIGGER notes_fts_update",
+            "DROP TABLE notes_fts",
+            "ALTER TABLE notes ADD COLUMN fts_key INTEGER GENERATED ALWAYS AS (-seq) VIRTUAL",
+            "CREATE UNIQUE INDEX notes_by_fts_key ON notes (fts_key)",
+            """CREATE VIRTUAL TABLE notes_fts USING fts5 (
+                title, body,
+                content = 'notes', content_rowid = 'fts_key',
+                tokenize = 'unicode61 remove_diacritics 2',
+                prefix = '3'
+            )""",
+            "INSERT INTO notes_fts (notes_fts) VALUES ('rebuild')",
+            """CREATE TRIGGER notes_fts_insert AFTER INSERT ON notes BEGIN
+                INSERT INTO notes_fts (rowid, title, body) VALUES (-new.seq, new.title, new.body);
+            END""",
+            """CREATE TRIGGER notes_fts_delete AFTER DELETE ON notes BEGIN
+                INSERT INTO notes_fts (notes_fts, rowid, title, body)
+                    VALUES ('delete', -old.seq, old.title, old.body);
+            END""",
+            """CREATE TRIGGER notes_fts_update AFTER UPDATE OF title, body ON notes BEGIN
+                INSERT INTO notes_fts (notes_fts, rowid, title, body)
+                    VALUES ('delete', -old.seq, old.title, old.body);
+                INSERT INTO notes_fts (rowid, title, body) VALUES (-new.seq, new.title, new.body);
+            END""",
+        ),
+    ),
 ]

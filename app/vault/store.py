@@ -399,18 +399,31 @@ class RecordStore:
         return revisions
 
     def search(self, text: str, *, limit: int = 20, prefix_last: bool = True) -> list[SearchHit]:
-        """Ranked full-text search over titles (weighted) and bodies, best first."""
+        """Full-text search over titles and bodies: notes whose *title* matches come
+        first, then notes matching in the body; within each, newest first.
+
+        Why not bm25: ranking reads every match (tens of µs each under SQLCipher), so a
+        common word in a 100,000-note vault costs seconds. Both queries here walk the
+        index newest-first and stop after ``limit`` matches, so a search costs about the
+        same at any vault size and for any word (docs/BENCHMARKS.md)."""
         query = fts_query(text, prefix_last=prefix_last)
         if query is None:
             return []
-        rows = self._db.query(
+        limit = max(1, min(limit, 500))
+        sql = (
             "SELECT n.id, n.client_id, n.kind, n.title, n.session_date, "
-            "snippet(notes_fts, -1, ?, ?, '…', 12), rank "
-            "FROM notes_fts JOIN notes n ON n.seq = notes_fts.rowid "
-            "WHERE notes_fts MATCH ? ORDER BY rank LIMIT ?",
-            (MARK_START, MARK_END, query, max(1, min(limit, 500))),
+            "snippet(notes_fts, -1, ?, ?, '…', 12) "
+            "FROM notes_fts JOIN notes n ON n.fts_key = notes_fts.rowid "
+            "WHERE notes_fts MATCH ? ORDER BY notes_fts.rowid LIMIT ?"
         )
-        return [SearchHit(**_fields(_HIT_COLS, row[:6]), score=-float(row[6])) for row in rows]
+        title_rows = self._db.query(sql, (MARK_START, MARK_END, f"{{title}} : ({query})", limit))
+        hits = [SearchHit(**_fields(_HIT_COLS, row), score=2.0) for row in title_rows]
+        if len(hits) < limit:
+            seen = {h.id for h in hits}
+            for row in self._db.query(sql, (MARK_START, MARK_END, query, limit)):
+                if row[0] not in seen and len(hits) < limit:
+                    hits.append(SearchHit(**_fields(_HIT_COLS, row), score=1.0))
+        return hits
 
     # -- meta --------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
