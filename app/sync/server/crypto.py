@@ -1,0 +1,106 @@
+"""The sync server's few cryptographic primitives, and the only server module that
+touches ``cryptography`` or ``hmac``.
+
+The server never encrypts or decrypts user data (it holds none in plaintext). It needs
+only to verify Ed25519 login signatures, make random tokens and codes, hash tokens and
+recovery codes for storage, key pseudonyms (fake KDF salts, rate-limit keys) with an
+HMAC under the server secret, and compare secrets in constant time.
+
+Invariants: verification never raises on malformed input (it returns False); random
+values come from ``secrets``; nothing here logs or formats a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+TOKEN_BYTES = 32
+SERVER_SECRET_BYTES = 32
+# Crockford-like base-32 alphabet without I, L, O, U: recovery codes are read off paper.
+_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CODE_GROUPS = 4
+_CODE_GROUP_LEN = 4  # 16 symbols x 5 bits = 80 bits per recovery code
+_MISREADINGS = str.maketrans("OIL", "011")
+
+
+def _dummy_public_key() -> bytes:
+    # A valid key nobody holds a signature for (its private half is a public constant, but
+    # it is only ever used to fail): verifying against it costs what a real check costs.
+    return Ed25519PrivateKey.from_private_bytes(b"\x01" * 32).public_key().public_bytes_raw()
+
+
+DUMMY_PUBLIC_KEY = _dummy_public_key()
+
+
+def ed25519_public_key_valid(raw: bytes) -> bool:
+    """Whether ``raw`` is a well-formed 32-byte Ed25519 public key."""
+    try:
+        Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Verify an Ed25519 signature. Malformed keys or signatures verify as False."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def random_bytes(length: int) -> bytes:
+    return secrets.token_bytes(length)
+
+
+def new_token() -> str:
+    """A bearer token: 32 random bytes, url-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def new_id() -> str:
+    """A random opaque id (challenge ids, session ids): 16 bytes, url-safe base64."""
+    return secrets.token_urlsafe(16)
+
+
+def token_hash(token: str) -> bytes:
+    """What the database stores for a token: SHA-256 of its text. Tokens carry 256 bits
+    of entropy, so a fast hash is enough (no dictionary to attack)."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def new_recovery_code() -> str:
+    """A one-time recovery code such as ``7K3Q-M2XD-9PAW-4TNB`` (80 random bits)."""
+    groups = [
+        "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_GROUP_LEN))
+        for _ in range(_CODE_GROUPS)
+    ]
+    return "-".join(groups)
+
+
+def normalize_recovery_code(code: str) -> str:
+    """Uppercase, without separators or spaces, with the usual misreadings mapped."""
+    cleaned = code.upper().replace("-", "").replace(" ", "")
+    return cleaned.translate(_MISREADINGS)
+
+
+def recovery_code_hash(code: str) -> bytes:
+    """What the database stores for a recovery code (80 random bits, so SHA-256)."""
+    data = b"tacit/v1/recovery-code\x00" + normalize_recovery_code(code).encode("ascii", "replace")
+    return hashlib.sha256(data).digest()
+
+
+def keyed_hash(secret: bytes, label: str, value: str) -> bytes:
+    """HMAC-SHA256(server secret, label NUL value): stable pseudonyms for values the
+    server should not store raw (client IPs, unknown usernames) and fake KDF salts."""
+    return hmac.new(secret, label.encode() + b"\x00" + value.encode("utf-8"), "sha256").digest()
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))

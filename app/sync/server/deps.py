@@ -1,0 +1,67 @@
+"""FastAPI dependencies shared by the routes: the server context, the caller's IP rate
+limit, and bearer-token authentication.
+
+Invariants: a route that touches account data depends on ``Auth`` (there is no other way
+to learn an account id); the token is read only from the ``Authorization: Bearer``
+header, never from a query string (which proxies log).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.sync import protocol
+from app.sync.server import ratelimit, sessions
+from app.sync.server.context import ServerContext
+from app.sync.server.sessions import Principal
+
+MAX_TOKEN_CHARS = 256
+
+
+async def get_context(request: Request) -> ServerContext:
+    # async: it does no I/O, and a sync dependency would cost a thread hop per request.
+    ctx = request.app.state.ctx
+    if not isinstance(ctx, ServerContext):
+        raise RuntimeError("the app has no server context")
+    return ctx
+
+
+Ctx = Annotated[ServerContext, Depends(get_context)]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def limit_ip(request: Request, ctx: Ctx) -> None:
+    """Count an unauthenticated auth request against the client IP's budget."""
+    settings = ctx.settings
+    with ctx.db.transaction(durable=False) as tx:
+        wait = ratelimit.hit(
+            tx,
+            ctx.pseudonym("ip-requests", client_ip(request)),
+            limit=settings.ip_request_limit,
+            window_s=settings.ip_request_window_s,
+            now_ms=ctx.now_ms(),
+        )
+    if wait is not None:
+        raise protocol.RateLimitedError(retry_after=wait)
+
+
+IpLimited = Depends(limit_ip)
+
+
+def authenticate(request: Request, ctx: Ctx) -> Principal:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise protocol.UnauthorizedError("missing Authorization: Bearer token")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS:
+        raise protocol.UnauthorizedError("malformed Authorization header")
+    return sessions.authenticate(ctx, token)
+
+
+Auth = Annotated[Principal, Depends(authenticate)]
