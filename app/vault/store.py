@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from app.errors import AmbiguousIdError, InvalidInputError, NoteSignedError, NotFoundError
 from app.vault.audit import AuditLog
@@ -45,13 +45,15 @@ _NOTE_COLS = (
     "id, client_id, kind, template, title, session_date, body, author, revision, "
     "created_at, updated_at, signed_at"
 )
-_REVISION_COLS = "note_id, revision, title, body, author, saved_at"
-_HIT_COLS = "id, client_id, kind, title, session_date, snippet"
 
 
-def _fields(columns: str, row: Any) -> dict[str, Any]:
-    """A row as keyword arguments for the record type with those field names."""
-    return dict(zip(columns.split(", "), row, strict=True))
+_T = TypeVar("_T")
+_FULL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _make(cls: Callable[..., _T], row: Sequence[Any], *extra: Any) -> _T:
+    """A record from a row whose columns are in the record's field order."""
+    return cls(*row, *extra)
 
 
 def _text(value: str | None, field: str, limit: int, *, required: bool = False) -> str | None:
@@ -145,6 +147,8 @@ class RecordStore:
         if table not in ("clients", "notes"):
             raise ValueError("unknown table")
         ident = ident.strip().lower()
+        if _FULL_ID.fullmatch(ident):
+            return ident  # a whole id needs no lookup; the query that uses it checks it
         if len(ident) < 4 or not re.fullmatch(r"[0-9a-f-]+", ident):
             raise NotFoundError(f"no {table[:-1]} with id {ident!r}")
         rows = self._db.query(
@@ -184,7 +188,9 @@ class RecordStore:
     def get_client(self, client_id: str) -> Client:
         cid = self.resolve_id("clients", client_id)
         row = self._db.one(f"SELECT {_CLIENT_COLS} FROM clients WHERE id = ?", (cid,))
-        return Client(*row)
+        if row is None:
+            raise NotFoundError(f"no client with id {client_id!r}")
+        return _make(Client, row)
 
     def list_clients(self, *, status: str | None = None, query: str | None = None) -> list[Client]:
         sql = f"SELECT {_CLIENT_COLS} FROM clients"
@@ -202,7 +208,7 @@ class RecordStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY name COLLATE NOCASE, id"
-        return [Client(*row) for row in self._db.query(sql, tuple(params))]
+        return [_make(Client, row) for row in self._db.query(sql, tuple(params))]
 
     def update_client(self, client_id: str, **changes: str | None) -> Client:
         current = self.get_client(client_id)
@@ -251,7 +257,7 @@ class RecordStore:
     ) -> Note:
         if kind not in NOTE_KINDS:
             raise InvalidInputError(f"kind must be one of {', '.join(NOTE_KINDS)}")
-        cid = self.resolve_id("clients", client_id)
+        cid = self.get_client(client_id).id
         now = self._now()
         note = Note(
             id=str(uuid.uuid4()),
@@ -292,14 +298,16 @@ class RecordStore:
 
     def get_note(self, note_id: str) -> Note:
         nid = self.resolve_id("notes", note_id)
-        row = self._db.one(f"SELECT {_NOTE_COLS} FROM notes WHERE id = ?", (nid,))
-        tags = tuple(
-            r[0]
-            for r in self._db.query(
-                "SELECT tag FROM note_tags WHERE note_id = ? ORDER BY tag", (nid,)
-            )
+        row = self._db.one(
+            f"SELECT {_NOTE_COLS}, (SELECT group_concat(tag, char(31)) FROM "
+            "(SELECT tag FROM note_tags WHERE note_id = notes.id ORDER BY tag)) "
+            "FROM notes WHERE id = ?",
+            (nid,),
         )
-        return Note(**_fields(_NOTE_COLS, row), tags=tags)
+        if row is None:
+            raise NotFoundError(f"no note with id {note_id!r}")
+        tags = tuple(row[-1].split("\x1f")) if row[-1] else ()
+        return _make(Note, row[:-1], tags)
 
     def list_notes(
         self, client_id: str | None = None, *, limit: int = 50, offset: int = 0
@@ -320,7 +328,9 @@ class RecordStore:
                 "ORDER BY session_date DESC, seq DESC LIMIT ? OFFSET ?",
                 (limit, offset),
             )
-        return [NoteSummary(**_fields(_SUMMARY_COLS, row)) for row in rows]
+        if not rows and client_id is not None:
+            self.get_client(client_id)  # an empty page of an unknown client is not_found
+        return [_make(NoteSummary, row) for row in rows]
 
     def count_notes(self, client_id: str | None = None) -> int:
         if client_id is None:
@@ -391,7 +401,7 @@ class RecordStore:
             "WHERE note_id = ? ORDER BY revision",
             (note.id,),
         )
-        revisions = [Revision(**_fields(_REVISION_COLS, row), current=False) for row in rows]
+        revisions = [_make(Revision, row, False) for row in rows]
         revisions.append(
             Revision(note.id, note.revision, note.title, note.body, note.author,
                      note.updated_at, current=True)
@@ -417,12 +427,12 @@ class RecordStore:
             "WHERE notes_fts MATCH ? ORDER BY notes_fts.rowid LIMIT ?"
         )
         title_rows = self._db.query(sql, (MARK_START, MARK_END, f"{{title}} : ({query})", limit))
-        hits = [SearchHit(**_fields(_HIT_COLS, row), score=2.0) for row in title_rows]
+        hits = [_make(SearchHit, row, 2.0) for row in title_rows]
         if len(hits) < limit:
             seen = {h.id for h in hits}
             for row in self._db.query(sql, (MARK_START, MARK_END, query, limit)):
                 if row[0] not in seen and len(hits) < limit:
-                    hits.append(SearchHit(**_fields(_HIT_COLS, row), score=1.0))
+                    hits.append(_make(SearchHit, row, 1.0))
         return hits
 
     # -- meta --------------------------------------------------------------------------
