@@ -41,8 +41,10 @@ from app.vault.fsutil import atomic_write
 ACTIONS = (
     "unlock", "failed_unlock", "lock", "view", "list", "search", "create", "edit", "sign",
     "addendum", "verify", "export", "print", "settings_change", "passphrase_change",
+    "account", "sync",
 )  # fmt: skip
 _HEAD_KEY = "audit_head"
+_ACTION_SET = frozenset(ACTIONS)
 _FIELDS = ("seq", "at", "actor", "device", "action", "record_type", "record_id",
            "client_id", "detail")  # fmt: skip
 MAX_PENDING_FAILURES = 1000
@@ -86,15 +88,19 @@ def chain_key(db_key: SymmetricKey, vault_id: str) -> SymmetricKey:
 
 class AuditLog:
     def __init__(
-        self, key: SymmetricKey, vault_id: str, now: Callable[[], str],
+        self, key: SymmetricKey, vault_id: str, clock: Callable[[], Any],
         actor: Callable[[], str], device: Callable[[], str],
+        format_time: Callable[[Any], str] = str,
     ) -> None:  # fmt: skip
         self._chain = MacChain(key)
         self._genesis = self._chain.link(b"tacit-audit-genesis", vault_id.encode())
-        self._now = now
+        self._clock = clock
+        self._format = format_time
         self._actor = actor
         self._device = device
-        self._pending: list[tuple[str, str | None, str | None, str | None, str | None, str]] = []
+        # (action, record_type, record_id, client_id, detail, when): ``when`` is kept as
+        # the clock gave it and formatted at flush, so a deferred read costs ~1 us.
+        self._pending: list[tuple[str, str | None, str | None, str | None, str | None, object]] = []
         self.on_flushed: Callable[[], None] | None = None
 
     def defer(
@@ -108,10 +114,10 @@ class AuditLog:
     ) -> None:
         """Remember an event that changes nothing; written by the next ``append`` or
         ``flush``."""
-        if action not in ACTIONS:
+        if action not in _ACTION_SET:
             raise ValueError(f"unknown audit action {action!r}")
         self._pending.append((action, record_type, record_id, client_id, detail,
-                              at or self._now()))  # fmt: skip
+                              at or self._clock()))  # fmt: skip
 
     @property
     def pending(self) -> int:
@@ -124,7 +130,8 @@ class AuditLog:
         """Write deferred events inside the caller's transaction."""
         pending, self._pending = self._pending, []
         try:
-            for action, record_type, record_id, client_id, detail, at in pending:
+            for action, record_type, record_id, client_id, detail, when in pending:
+                at = when if isinstance(when, str) else self._format(when)
                 self._write(conn, action, record_type, record_id, client_id, detail, at)
         except BaseException:
             self._pending = pending + self._pending  # the transaction rolls back: keep them
@@ -144,7 +151,7 @@ class AuditLog:
     ) -> int:
         """Add one entry inside the caller's open transaction, after any deferred ones.
         Returns its seq."""
-        if action not in ACTIONS:
+        if action not in _ACTION_SET:
             raise ValueError(f"unknown audit action {action!r}")
         self.flush(conn)
         return self._write(conn, action, record_type, record_id, client_id, detail, at)
@@ -155,8 +162,9 @@ class AuditLog:
     ) -> int:  # fmt: skip
         last = conn.execute("SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         seq, previous = (1, self._genesis) if last is None else (last[0] + 1, bytes(last[1]))
-        values = (seq, at or self._now(), self._actor(), self._device(), action, record_type,
-                  record_id, client_id, detail)  # fmt: skip
+        when = at or self._format(self._clock())
+        values = (seq, when, self._actor(), self._device(), action, record_type, record_id,
+                  client_id, detail)  # fmt: skip
         mac = self._chain.link(previous, _encode(values))
         conn.execute(
             "INSERT INTO audit (seq, at, actor, device, action, record_type, record_id, "

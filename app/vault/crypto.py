@@ -368,3 +368,24 @@ def login_signature(key: SigningKey, origin: str, challenge: bytes) -> bytes:
     """The signed login challenge, bound to the server origin the client believes it
     talks to (a relayed challenge from another origin does not verify)."""
     return sign(key, SIGN_DOMAIN_LOGIN, origin.encode("utf-8") + b"\x00" + challenge)
+
+
+# -- sync (appended): device keys and TLS certificate pins ------------------------------
+def new_device_key() -> SigningKey:
+    """A fresh Ed25519 device key pair (its seed); the public half registers the device
+    with the sync server, the seed stays inside the vault."""
+    return SigningKey.generate()
+
+
+def certificate_pin(der_certificate: bytes) -> str:
+    """The pin of a TLS certificate: base64 SHA-256 of its SubjectPublicKeyInfo (the
+    HPKP / ``curl --pinnedpubkey sha256//…`` form), so a renewed certificate with the
+    same key keeps its pin. Raises ValueError on bytes that are not a certificate."""
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    cert = x509.load_der_x509_certificate(der_certificate)
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")

@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
 PR_SET_DUMPABLE = 4
 PR_GET_DUMPABLE = 3
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
+    """libc, loaded once: ``find_library`` runs ``ldconfig -p`` in a subprocess, which
+    cost ~5 ms on every unlock before this was cached. The soname is tried first."""
     if not sys.platform.startswith("linux"):
         return None
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
-        return None
+    for name in ("libc.so.6", ctypes.util.find_library("c")):
+        if name:
+            try:
+                return ctypes.CDLL(name, use_errno=True)
+            except OSError:
+                continue
+    return None
 
 
 def harden_process() -> bool:

@@ -12,6 +12,8 @@ Version 2 adds signing and the audit trail: a signed note (``signed_at`` set) ca
 neither updated nor deleted, addenda can never change, and audit entries are
 append-only. Triggers enforce this in the database too, beneath the service's own
 checks, so a bug in Python cannot quietly rewrite the record.
+
+Version 4 adds the sync outbox and sync state (see the comment on that migration).
 """
 
 from __future__ import annotations
@@ -139,8 +141,9 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
                 mac BLOB NOT NULL
             )""",
             "CREATE INDEX audit_by_record ON audit (record_id, seq)",
-            "CREATE INDEX audit_by_client ON audit (client_id, seq)",
-            "CREATE INDEX audit_by_action ON audit (action, seq)",
+            # Only the record index: every change writes an audit row, and each index
+            # is more pages to encrypt and sync per commit (filters by client or action
+            # scan the table, ~100 ms at 100,000 entries; they are rare).
             """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN
                 SELECT RAISE(ABORT, 'audit_append_only');
             END""",
@@ -181,6 +184,75 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
                     VALUES ('delete', -old.seq, old.title, old.body);
                 INSERT INTO notes_fts (rowid, title, body) VALUES (-new.seq, new.title, new.body);
             END""",
+        ),
+    ),
+    (
+        4,
+        # Sync (app/sync, app/vault/syncstore.py). The outbox lists records changed
+        # locally since they were last pushed; triggers queue them in the same
+        # transaction as the change. They stay quiet while ``sync_apply_guard`` holds a
+        # row: the sync engine inserts one while it applies pulled items, inside the
+        # same transaction, so a change that came from the server is not queued back.
+        # ``gen`` counts local changes; a prepared blob remembers the ``gen`` it was
+        # made from, so a change made after it stays queued once the blob is pushed.
+        (
+            """CREATE TABLE sync_outbox (
+                kind TEXT NOT NULL,
+                ref TEXT NOT NULL,
+                gen INTEGER NOT NULL DEFAULT 1,
+                prepared_gen INTEGER,
+                prepared_rev INTEGER,
+                prepared_key_id TEXT,
+                prepared_blob BLOB,
+                prepared_etag TEXT,
+                PRIMARY KEY (kind, ref)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE sync_state (
+                item_id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                etag TEXT,
+                rev INTEGER NOT NULL
+            ) WITHOUT ROWID""",
+            "CREATE TABLE sync_apply_guard (one INTEGER PRIMARY KEY)",
+            """CREATE TABLE sync_refused (
+                item_id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                at TEXT NOT NULL
+            ) WITHOUT ROWID""",
+            """CREATE TABLE sync_remote_audit (
+                item_id TEXT PRIMARY KEY,
+                device TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                at TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                record_type TEXT,
+                record_id TEXT,
+                client_id TEXT,
+                detail TEXT
+            ) WITHOUT ROWID""",
+            # The losing text of a concurrent edit is kept as a revision flagged here.
+            "ALTER TABLE note_revisions ADD COLUMN conflict INTEGER NOT NULL DEFAULT 0",
+            *(
+                f"""CREATE TRIGGER sync_queue_{name} AFTER {event} ON {table}
+                    WHEN NOT EXISTS (SELECT 1 FROM sync_apply_guard) BEGIN
+                    INSERT INTO sync_outbox (kind, ref) VALUES ('{kind}', {ref})
+                        ON CONFLICT (kind, ref) DO UPDATE SET gen = gen + 1;
+                END"""  # noqa: S608 - built from the constants below
+                for name, event, table, kind, ref in (
+                    ("client_insert", "INSERT", "clients", "client", "new.id"),
+                    ("client_update", "UPDATE", "clients", "client", "new.id"),
+                    ("note_insert", "INSERT", "notes", "note", "new.id"),
+                    ("note_update", "UPDATE", "notes", "note", "new.id"),
+                    ("revision_insert", "INSERT", "note_revisions", "note", "new.note_id"),
+                    ("revision_update", "UPDATE", "note_revisions", "note", "new.note_id"),
+                    ("tag_insert", "INSERT", "note_tags", "note", "new.note_id"),
+                    ("signature_insert", "INSERT", "note_signatures", "note", "new.note_id"),
+                    ("addendum_insert", "INSERT", "addenda", "addendum", "new.id"),
+                    ("audit_insert", "INSERT", "audit", "audit", "CAST(new.seq AS TEXT)"),
+                )
+            ),
         ),
     ),
 ]

@@ -66,6 +66,7 @@ from app.vault.models import (
 from app.vault.passphrase import require_strong
 from app.vault.signing import Addendum, NoteSignature, SigningStore, Verification
 from app.vault.store import RecordStore
+from app.vault.syncstore import SyncStore
 from app.vault.templates import get_template, load_templates
 
 DEFAULT_IDLE_TIMEOUT = 5 * 60
@@ -270,8 +271,8 @@ class VaultService:
             self._device = store.get_meta("device_id") or "unknown"
             signing_key = self._load_signing_key(store)
             audit = AuditLog(
-                chain_key(db_key, hdr.vault_id), hdr.vault_id, self._now,
-                lambda: self._author, lambda: self._device,
+                chain_key(db_key, hdr.vault_id), hdr.vault_id, self.clock.now,
+                lambda: self._author, lambda: self._device, iso,
             )  # fmt: skip
             store = RecordStore(db, self._now, lambda: self._author, audit)
             self._record_unlock(audit, via)
@@ -653,3 +654,22 @@ class VaultService:
     def close(self, *, record: bool = True) -> None:
         with contextlib.suppress(Exception):
             self.lock(LockReason.QUIT, record=record)
+
+    # -- sync --------------------------------------------------------------------------
+    def sync_store(self) -> SyncStore:
+        """The vault side of sync (outbox, sync state, record <-> item content), for
+        app/sync while the vault is unlocked. Raises VaultLockedError."""
+        self._require_unlocked()
+        if self._db is None or self._header is None:
+            raise VaultLockedError()
+        return SyncStore(self._db, self._audit, self._header.vault_id, self._now)
+
+    def sync_changed(self) -> None:
+        """Tell listeners that a sync applied records from elsewhere (lists refresh)."""
+        self._emit(RecordChanged("sync", ""))
+
+    @property
+    def device_id(self) -> str:
+        """This vault's device id (meta ``device_id``), also its sync device id."""
+        self._require_unlocked()
+        return self._device

@@ -33,6 +33,7 @@ MAX_NAME = 200
 MAX_TITLE = 300
 MAX_BODY = 2_000_000  # characters; a note is prose, not an attachment
 MAX_TAG = 64
+MIN_PREFIX = 3
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _PHRASE = re.compile(r'"([^"]*)"')
 
@@ -100,8 +101,11 @@ def fts_query(text: str, *, prefix_last: bool) -> str | None:
     rest = _PHRASE.sub(" ", text)
     words = _TOKEN.findall(rest)
     for i, word in enumerate(words):
-        last = i == len(words) - 1
-        parts.append(f'"{word}"' + ("*" if prefix_last and last and not text.endswith(" ") else ""))
+        # A trailing fragment is a prefix only from 3 characters: "s*" would expand to
+        # every word starting with s (seconds, at any vault size), and the index keeps
+        # 3-character prefixes.
+        prefix = prefix_last and i == len(words) - 1 and not text.endswith(" ")
+        parts.append(f'"{word}"' + ("*" if prefix and len(word) >= MIN_PREFIX else ""))
     return " ".join(parts) if parts else None
 
 

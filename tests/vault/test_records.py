@@ -212,3 +212,13 @@ def test_reprs_hold_no_client_data_or_note_text(service: VaultService) -> None:
     for record in records:
         assert canary not in repr(record)
         assert canary.lower() not in repr(record).lower()
+
+
+def test_short_trailing_fragments_match_whole_words_only(service: VaultService) -> None:
+    cid = service.add_client("P").id
+    word = service.create_note(cid, "free", body="we talked at length")
+    service.create_note(cid, "free", body="attachment patterns")
+    assert fts_query("at", prefix_last=True) == '"at"'
+    assert fts_query("att", prefix_last=True) == '"att"*'
+    assert [h.id for h in service.search("at")] == [word.id]
+    assert len(service.search("att")) == 1

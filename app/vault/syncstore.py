@@ -1,0 +1,545 @@
+"""The vault side of sync: the outbox, per-item sync state, and the mapping between
+records and the plaintext *content* of sync items.
+
+What this module owns:
+- ``sync_outbox``: records changed locally and not yet pushed, queued by triggers in the
+  same transaction as the change (schema migration 4); a prepared (encrypted) blob is
+  kept with its row until the server acknowledged it, so a retry after a crash pushes
+  the identical bytes (same etag: the server answers ``ok`` and stores nothing twice);
+- ``sync_state``: per item, the last etag known to be on the server and the highest
+  ``rev`` seen (the rollback check of app/sync/items.py);
+- record <-> content: clients; notes with their tags, signature and every superseded
+  revision (one item per note, so a merge sees the whole history); addenda; audit
+  entries (one immutable item each; entries of other vaults land in
+  ``sync_remote_audit``, because this vault's hash chain cannot hold them);
+- applying pulled content in one transaction under ``sync_apply_guard`` (the triggers
+  stay quiet, so nothing pulled is queued back), with a merge callback for records that
+  also changed here;
+- sync settings in ``meta`` under the ``sync_`` prefix (server, account, keys).
+
+Invariants: no crypto and no network here (app/sync does both, and this module never
+imports app/sync); every write is one transaction; an item that cannot be applied is
+rolled back to its savepoint and reported, and the others still apply; content never
+appears in an exception message.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.vault.audit import AuditLog
+from app.vault.db import Database
+
+KIND_ITEMS_KEY = "items_key"
+KIND_CLIENT = "client"
+KIND_NOTE = "note"
+KIND_ADDENDUM = "addendum"
+KIND_AUDIT = "audit"
+# Parents before children: a note needs its client, an addendum its note.
+KIND_ORDER = {KIND_ITEMS_KEY: 0, KIND_CLIENT: 1, KIND_NOTE: 2, KIND_ADDENDUM: 3, KIND_AUDIT: 4}
+RECORD_KINDS = (KIND_CLIENT, KIND_NOTE, KIND_ADDENDUM, KIND_AUDIT)
+# Audit item ids are derived from (vault id, seq): stable across retries.
+AUDIT_NAMESPACE = uuid.UUID("5d0c3c1e-7a52-4b6e-9a61-3f1d2b8e0a44")
+
+Content = dict[str, Any]
+Merge = Callable[[str, Content, Content], tuple[Content, int]]
+
+_CLIENT_FIELDS = ("name", "dob", "email", "phone", "status", "created_at", "updated_at")
+_NOTE_FIELDS = (
+    "client_id", "kind", "template", "title", "session_date", "body", "author", "revision",
+    "created_at", "updated_at", "signed_at",
+)  # fmt: skip
+_AUDIT_FIELDS = ("seq", "at", "actor", "device", "action", "record_type", "record_id",
+                 "client_id", "detail")  # fmt: skip
+_SELECT_CLIENTS = f"SELECT {', '.join(_CLIENT_FIELDS)} FROM clients WHERE id = ?"  # noqa: S608
+_SELECT_NOTES = f"SELECT {', '.join(_NOTE_FIELDS)} FROM notes WHERE id = ?"  # noqa: S608
+_SELECT_AUDIT = f"SELECT {', '.join(_AUDIT_FIELDS)} FROM audit WHERE seq = ?"  # noqa: S608
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    gen: int
+    rev: int
+    key_id: str
+    blob: bytes
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One outbox row with what the server is known to hold for it."""
+
+    kind: str
+    ref: str
+    item_id: str
+    gen: int
+    known_etag: str | None
+    known_rev: int
+    prepared: Prepared | None
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A pulled (or conflicting) item, decrypted and checked by app/sync."""
+
+    item_id: str
+    kind: str
+    etag: str
+    rev: int
+    content: Content = field(repr=False)
+
+
+@dataclass(slots=True)
+class ApplyReport:
+    applied: int = 0
+    conflicts: int = 0
+    failed: list[str] = field(default_factory=list)  # item ids
+
+
+def without_rev(content: Mapping[str, Any]) -> Content:
+    return {k: v for k, v in content.items() if k != "rev"}
+
+
+class SyncStore:
+    def __init__(
+        self, db: Database, audit: AuditLog | None, vault_id: str, now: Callable[[], str]
+    ) -> None:
+        self._db = db
+        self._audit = audit
+        self.vault_id = vault_id
+        self._now = now
+
+    # -- settings (meta, prefixed) -----------------------------------------------------
+    def get(self, key: str) -> str | None:
+        row = self._db.one("SELECT value FROM meta WHERE key = ?", (f"sync_{key}",))
+        return None if row is None else str(row[0])
+
+    def put(self, values: Mapping[str, str | None]) -> None:
+        """Set (or, with None, remove) several settings in one transaction."""
+        with self._db.transaction() as conn:
+            for key, value in values.items():
+                if value is None:
+                    conn.execute("DELETE FROM meta WHERE key = ?", (f"sync_{key}",))
+                else:
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES (?, ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (f"sync_{key}", value),
+                    )
+
+    def record(
+        self, action: str, detail: str, settings: Mapping[str, str | None] | None = None
+    ) -> None:
+        """An audit entry (``account``/``sync``, counts only), written at once, with
+        ``settings`` (as in ``put``) in the same transaction."""
+        with self._db.transaction() as conn:
+            for key, value in (settings or {}).items():
+                if value is None:
+                    conn.execute("DELETE FROM meta WHERE key = ?", (f"sync_{key}",))
+                else:
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES (?, ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (f"sync_{key}", value),
+                    )
+            if self._audit is not None:
+                self._audit.append(conn, action, detail=detail)
+
+    # -- ids ---------------------------------------------------------------------------
+    def item_id(self, kind: str, ref: str) -> str:
+        if kind == KIND_AUDIT:
+            return str(uuid.uuid5(AUDIT_NAMESPACE, f"{self.vault_id}:{ref}"))
+        return ref
+
+    # -- outbox ------------------------------------------------------------------------
+    def enqueue(self, kind: str, ref: str) -> None:
+        with self._db.transaction() as conn:
+            _touch(conn, kind, ref)
+
+    def enqueue_all(self) -> int:
+        """Queue every record (first sign-in of a vault that has data, or a server that
+        lost its data). Returns how many rows the outbox holds afterwards."""
+        with self._db.transaction() as conn:
+            for kind, column, table in (
+                (KIND_CLIENT, "id", "clients"),
+                (KIND_NOTE, "id", "notes"),
+                (KIND_ADDENDUM, "id", "addenda"),
+                (KIND_AUDIT, "CAST(seq AS TEXT)", "audit"),
+            ):
+                conn.execute(
+                    f"INSERT INTO sync_outbox (kind, ref) SELECT '{kind}', {column} "  # noqa: S608
+                    f"FROM {table} WHERE true ON CONFLICT (kind, ref) DO NOTHING"
+                )
+        return self.pending_count()
+
+    def pending_count(self) -> int:
+        return int(self._db.one("SELECT count(*) FROM sync_outbox")[0])
+
+    def pending_by_kind(self) -> dict[str, int]:
+        rows = self._db.query("SELECT kind, count(*) FROM sync_outbox GROUP BY kind")
+        return {str(k): int(n) for k, n in rows}
+
+    def pending(self, limit: int) -> list[Pending]:
+        """Outbox rows, parents first (clients, notes, addenda, audit), oldest refs first."""
+        rows = self._db.query(
+            "SELECT o.kind, o.ref, o.gen, o.prepared_gen, o.prepared_rev, o.prepared_key_id, "
+            "o.prepared_blob, o.prepared_etag FROM sync_outbox o "
+            "ORDER BY CASE o.kind WHEN 'items_key' THEN 0 WHEN 'client' THEN 1 "
+            "WHEN 'note' THEN 2 WHEN 'addendum' THEN 3 ELSE 4 END, "
+            "CASE WHEN o.kind = 'audit' THEN CAST(o.ref AS INTEGER) ELSE 0 END, o.ref LIMIT ?",
+            (limit,),
+        )
+        ids = [self.item_id(str(r[0]), str(r[1])) for r in rows]
+        known = self.known(ids)
+        out: list[Pending] = []
+        for row, item_id in zip(rows, ids, strict=True):
+            kind, ref, gen, p_gen, p_rev, p_key, p_blob, p_etag = row
+            prepared = None
+            if p_blob is not None:
+                prepared = Prepared(int(p_gen), int(p_rev), str(p_key), bytes(p_blob), str(p_etag))
+            etag, rev = known.get(item_id, (None, 0))
+            out.append(Pending(str(kind), str(ref), item_id, int(gen), etag, rev, prepared))
+        return out
+
+    def save_prepared(self, rows: Iterable[tuple[Pending, Prepared]]) -> None:
+        with self._db.transaction() as conn:
+            for pending, p in rows:
+                conn.execute(
+                    "UPDATE sync_outbox SET prepared_gen = ?, prepared_rev = ?, "
+                    "prepared_key_id = ?, prepared_blob = ?, prepared_etag = ? "
+                    "WHERE kind = ? AND ref = ?",
+                    (p.gen, p.rev, p.key_id, p.blob, p.etag, pending.kind, pending.ref),
+                )
+
+    def acknowledge(self, acks: Iterable[tuple[Pending, str]]) -> None:
+        """The server holds our prepared blob (etag given): remember it, and drop the
+        outbox row unless the record changed again since the blob was made."""
+        with self._db.transaction() as conn:
+            for pending, etag in acks:
+                p = pending.prepared
+                if p is None:
+                    continue
+                _set_state(conn, pending.item_id, pending.kind, etag, p.rev)
+                _settle(conn, pending.kind, pending.ref, p.gen)
+
+    def rebase(self, pending: Pending, etag: str | None, rev: int) -> None:
+        """Forget the prepared blob and expect ``etag`` on the server (a stale etag, or
+        a server that lost the item); the row stays queued."""
+        with self._db.transaction() as conn:
+            _set_state(conn, pending.item_id, pending.kind, etag, max(rev, pending.known_rev))
+            _clear_prepared(conn, pending.kind, pending.ref)
+
+    # -- state -------------------------------------------------------------------------
+    def known(self, item_ids: Iterable[str]) -> dict[str, tuple[str | None, int]]:
+        ids = list(item_ids)
+        out: dict[str, tuple[str | None, int]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for item_id, etag, rev in self._db.query(
+                f"SELECT item_id, etag, rev FROM sync_state WHERE item_id IN ({marks})",  # noqa: S608
+                tuple(chunk),
+            ):
+                out[str(item_id)] = (None if etag is None else str(etag), int(rev))
+        return out
+
+    def forget_etags(self) -> None:
+        """The server lost its data (a restore): keep the revs, forget the etags."""
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE sync_state SET etag = NULL")
+            conn.execute("DELETE FROM meta WHERE key = 'sync_cursor'")
+
+    def refuse(self, item_id: str, kind: str, reason: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sync_refused (item_id, kind, reason, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (item_id) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+                (item_id, kind, reason, self._now()),
+            )
+
+    def refused(self) -> list[dict[str, str]]:
+        rows = self._db.query("SELECT item_id, kind, reason, at FROM sync_refused ORDER BY at")
+        return [{"item_id": r[0], "kind": r[1], "reason": r[2], "at": r[3]} for r in rows]
+
+    def conflicts(self, note_id: str | None = None) -> list[dict[str, Any]]:
+        """Conflict revisions: the losing texts of concurrent edits (shown in history)."""
+        sql = (
+            "SELECT note_id, revision, saved_at, author FROM note_revisions WHERE conflict = 1"  # noqa: S608
+            + (" AND note_id = ?" if note_id else "")
+            + " ORDER BY note_id, revision"
+        )
+        rows = self._db.query(sql, (note_id,) if note_id else ())
+        return [{"note_id": r[0], "revision": r[1], "saved_at": r[2], "author": r[3]}
+                for r in rows]  # fmt: skip
+
+    def remote_audit(self) -> list[dict[str, Any]]:
+        rows = self._db.query(
+            f"SELECT {', '.join(_AUDIT_FIELDS)} FROM sync_remote_audit ORDER BY at, seq"  # noqa: S608
+        )
+        return [dict(zip(_AUDIT_FIELDS, r, strict=True)) for r in rows]
+
+    # -- record -> content ---------------------------------------------------------------
+    def content(self, kind: str, ref: str) -> Content | None:
+        """The item content of a record (without ``rev``), or None if it does not exist."""
+        with self._db.lock:
+            return _read(self._db.conn, kind, ref, self.vault_id)
+
+    # -- content -> record ---------------------------------------------------------------
+    def apply(
+        self, incoming: list[Incoming], merge: Merge, *, cursor: str | None = None
+    ) -> ApplyReport:
+        """Apply pulled items (parents first) and, if given, store the cursor, all in one
+        transaction. A record with a local change not yet pushed (or a signed note) is
+        merged with ``merge(kind, local, remote) -> (content, conflicts)``; when the
+        result differs from the server's, it stays queued to be pushed."""
+        report = ApplyReport()
+        ordered = sorted(incoming, key=lambda i: KIND_ORDER.get(i.kind, 9))
+        with self._db.transaction() as conn:
+            conn.execute("INSERT INTO sync_apply_guard (one) VALUES (1)")
+            for n, item in enumerate(ordered):
+                conn.execute(f"SAVEPOINT item{n}")
+                try:
+                    report.conflicts += self._apply_one(conn, item, merge)
+                    conn.execute(f"RELEASE item{n}")
+                    report.applied += 1
+                except Exception:  # reported; the rest still applies
+                    conn.execute(f"ROLLBACK TO item{n}")
+                    conn.execute(f"RELEASE item{n}")
+                    report.failed.append(item.item_id)
+            conn.execute("DELETE FROM sync_apply_guard")
+            if cursor is not None:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('sync_cursor', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (cursor,),
+                )
+        return report
+
+    def _apply_one(self, conn: Any, item: Incoming, merge: Merge) -> int:
+        kind = item.kind
+        if kind == KIND_AUDIT:
+            if item.content.get("vault_id") != self.vault_id:
+                _write_remote_audit(conn, item.item_id, item.content)
+            _set_state(conn, item.item_id, kind, item.etag, item.rev)
+            return 0
+        ref = item.item_id
+        row = conn.execute(
+            "SELECT gen, prepared_gen, prepared_etag FROM sync_outbox WHERE kind = ? AND ref = ?",
+            (kind, ref),
+        ).fetchone()
+        _set_state(conn, item.item_id, kind, item.etag, item.rev)
+        if row is not None and row[2] == item.etag:
+            _settle(conn, kind, ref, int(row[1]))  # our own push, acknowledged late
+            return 0
+        remote = without_rev(item.content)
+        local = _read(conn, kind, ref, self.vault_id)
+        signed = local is not None and kind == KIND_NOTE and local.get("signed_at") is not None
+        if local is None or (row is None and not signed):
+            _write(conn, kind, ref, remote, local)
+            return 0
+        if local == remote:
+            if row is not None:
+                conn.execute("DELETE FROM sync_outbox WHERE kind = ? AND ref = ?", (kind, ref))
+            return 0
+        merged, conflicts = merge(kind, local, remote)
+        if merged != local:
+            _write(conn, kind, ref, merged, local)
+        if merged == remote:
+            conn.execute("DELETE FROM sync_outbox WHERE kind = ? AND ref = ?", (kind, ref))
+        else:
+            _touch(conn, kind, ref)
+            _clear_prepared(conn, kind, ref)
+        return conflicts
+
+    def merge_local(self, item: Incoming, merge: Merge) -> int:
+        """A push conflict: merge the server's current version into the local record,
+        expect its etag from now on, and keep the record queued. Returns conflicts."""
+        with self._db.transaction() as conn:
+            conn.execute("INSERT INTO sync_apply_guard (one) VALUES (1)")
+            ref = item.item_id if item.kind != KIND_AUDIT else str(item.content.get("seq"))
+            local = _read(conn, item.kind, ref, self.vault_id)
+            conflicts = 0
+            remote = without_rev(item.content)
+            merged: Content | None = None
+            if local is not None and item.kind in (KIND_CLIENT, KIND_NOTE):
+                merged, conflicts = merge(item.kind, local, remote)
+                if merged != local:
+                    _write(conn, item.kind, ref, merged, local)
+            conn.execute("DELETE FROM sync_apply_guard")
+            _set_state(conn, item.item_id, item.kind, item.etag, item.rev)
+            if item.kind in (KIND_ADDENDUM, KIND_AUDIT) or merged == remote:
+                # Immutable: the server's copy is the same record (ids are unique).
+                conn.execute("DELETE FROM sync_outbox WHERE kind = ? AND ref = ?",
+                             (item.kind, ref))  # fmt: skip
+            else:
+                _touch(conn, item.kind, ref)
+                _clear_prepared(conn, item.kind, ref)
+        return conflicts
+
+
+# -- helpers (inside the caller's transaction) ------------------------------------------
+def _touch(conn: Any, kind: str, ref: str) -> None:
+    conn.execute(
+        "INSERT INTO sync_outbox (kind, ref) VALUES (?, ?) "
+        "ON CONFLICT (kind, ref) DO UPDATE SET gen = gen + 1",
+        (kind, ref),
+    )
+
+
+def _clear_prepared(conn: Any, kind: str, ref: str) -> None:
+    conn.execute(
+        "UPDATE sync_outbox SET prepared_gen = NULL, prepared_rev = NULL, prepared_key_id = "
+        "NULL, prepared_blob = NULL, prepared_etag = NULL WHERE kind = ? AND ref = ?",
+        (kind, ref),
+    )
+
+
+def _settle(conn: Any, kind: str, ref: str, prepared_gen: int) -> None:
+    conn.execute(
+        "DELETE FROM sync_outbox WHERE kind = ? AND ref = ? AND gen = ?", (kind, ref, prepared_gen)
+    )
+    _clear_prepared(conn, kind, ref)
+
+
+def _set_state(conn: Any, item_id: str, kind: str, etag: str | None, rev: int) -> None:
+    conn.execute(
+        "INSERT INTO sync_state (item_id, kind, etag, rev) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (item_id) DO UPDATE SET etag = excluded.etag, "
+        "rev = max(sync_state.rev, excluded.rev)",
+        (item_id, kind, etag, rev),
+    )
+
+
+def _hex(value: Any) -> str:
+    return bytes(value).hex()
+
+
+def _read(conn: Any, kind: str, ref: str, vault_id: str) -> Content | None:
+    if kind == KIND_CLIENT:
+        row = conn.execute(
+            _SELECT_CLIENTS,
+            (ref,),
+        ).fetchone()
+        return None if row is None else dict(zip(_CLIENT_FIELDS, row, strict=True))
+    if kind == KIND_NOTE:
+        row = conn.execute(
+            _SELECT_NOTES,
+            (ref,),
+        ).fetchone()
+        if row is None:
+            return None
+        note: Content = dict(zip(_NOTE_FIELDS, row, strict=True))
+        note["tags"] = [r[0] for r in conn.execute(
+            "SELECT tag FROM note_tags WHERE note_id = ? ORDER BY tag", (ref,))]  # fmt: skip
+        note["revisions"] = [
+            {"revision": r[0], "title": r[1], "body": r[2], "author": r[3], "saved_at": r[4],
+             "conflict": bool(r[5])}
+            for r in conn.execute(
+                "SELECT revision, title, body, author, saved_at, conflict FROM note_revisions "
+                "WHERE note_id = ? ORDER BY revision", (ref,))
+        ]  # fmt: skip
+        sig = conn.execute(
+            "SELECT signed_at, signer, public_key, content_hash, signature FROM "
+            "note_signatures WHERE note_id = ?", (ref,)
+        ).fetchone()  # fmt: skip
+        note["signature"] = None if sig is None else {
+            "signed_at": sig[0], "signer": sig[1], "public_key": _hex(sig[2]),
+            "content_hash": _hex(sig[3]), "signature": _hex(sig[4]),
+        }  # fmt: skip
+        return note
+    if kind == KIND_ADDENDUM:
+        row = conn.execute(
+            "SELECT note_id, body, author, created_at, note_hash, content_hash, public_key, "
+            "signature FROM addenda WHERE id = ?", (ref,)
+        ).fetchone()  # fmt: skip
+        if row is None:
+            return None
+        return {"note_id": row[0], "body": row[1], "author": row[2], "created_at": row[3],
+                "note_hash": _hex(row[4]), "content_hash": _hex(row[5]),
+                "public_key": _hex(row[6]), "signature": _hex(row[7])}  # fmt: skip
+    if kind == KIND_AUDIT:
+        row = conn.execute(
+            _SELECT_AUDIT,
+            (int(ref),),
+        ).fetchone()
+        if row is None:
+            return None
+        return {"vault_id": vault_id, **dict(zip(_AUDIT_FIELDS, row, strict=True))}
+    return None
+
+
+def _write(conn: Any, kind: str, ref: str, c: Content, local: Content | None) -> None:
+    if kind == KIND_CLIENT:
+        values = tuple(c[f] for f in _CLIENT_FIELDS)
+        conn.execute(
+            f"INSERT INTO clients (id, {', '.join(_CLIENT_FIELDS)}) VALUES (?, ?, ?, ?, ?, ?, "  # noqa: S608
+            "?, ?) ON CONFLICT (id) DO UPDATE SET "
+            + ", ".join(f"{f} = excluded.{f}" for f in _CLIENT_FIELDS),
+            (ref, *values),
+        )
+    elif kind == KIND_NOTE:
+        _write_note(conn, ref, c, local)
+    elif kind == KIND_ADDENDUM:
+        conn.execute(
+            "INSERT INTO addenda (id, note_id, body, author, created_at, note_hash, "
+            "content_hash, public_key, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO NOTHING",
+            (ref, c["note_id"], c["body"], c["author"], c["created_at"],
+             bytes.fromhex(c["note_hash"]), bytes.fromhex(c["content_hash"]),
+             bytes.fromhex(c["public_key"]), bytes.fromhex(c["signature"])),
+        )  # fmt: skip
+    else:
+        raise ValueError("unknown item kind")
+
+
+def _write_note(conn: Any, ref: str, c: Content, local: Content | None) -> None:
+    values = tuple(c[f] for f in _NOTE_FIELDS)
+    if local is None:
+        conn.execute(
+            f"INSERT INTO notes (id, {', '.join(_NOTE_FIELDS)}) "  # noqa: S608
+            f"VALUES (?, {', '.join('?' * len(_NOTE_FIELDS))})",
+            (ref, *values),
+        )
+    elif local.get("signed_at") is None:
+        conn.execute(
+            "UPDATE notes SET " + ", ".join(f"{f} = ?" for f in _NOTE_FIELDS) + " WHERE id = ?",  # noqa: S608
+            (*values, ref),
+        )
+    elif any(local[f] != c[f] for f in _NOTE_FIELDS):
+        raise ValueError("a signed note cannot change")
+    conn.execute("DELETE FROM note_revisions WHERE note_id = ?", (ref,))
+    conn.executemany(
+        "INSERT INTO note_revisions (note_id, revision, title, body, author, saved_at, "
+        "conflict) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(ref, r["revision"], r["title"], r["body"], r["author"], r["saved_at"],
+          int(bool(r.get("conflict")))) for r in c["revisions"]],
+    )  # fmt: skip
+    if local is None or local.get("tags") != c["tags"]:
+        conn.execute("DELETE FROM note_tags WHERE note_id = ?", (ref,))
+        conn.executemany("INSERT INTO note_tags (note_id, tag) VALUES (?, ?)",
+                         [(ref, t) for t in c["tags"]])  # fmt: skip
+    sig = c.get("signature")
+    if sig is not None and (local is None or local.get("signature") is None):
+        conn.execute(
+            "INSERT INTO note_signatures (note_id, signed_at, signer, public_key, "
+            "content_hash, signature) VALUES (?, ?, ?, ?, ?, ?)",
+            (ref, sig["signed_at"], sig["signer"], bytes.fromhex(sig["public_key"]),
+             bytes.fromhex(sig["content_hash"]), bytes.fromhex(sig["signature"])),
+        )  # fmt: skip
+
+
+def _write_remote_audit(conn: Any, item_id: str, c: Content) -> None:
+    conn.execute(
+        f"INSERT INTO sync_remote_audit (item_id, {', '.join(_AUDIT_FIELDS)}) "  # noqa: S608
+        f"VALUES (?, {', '.join('?' * len(_AUDIT_FIELDS))}) ON CONFLICT (item_id) DO NOTHING",
+        (item_id, *(c[f] for f in _AUDIT_FIELDS)),
+    )
+
+
+def dumps(content: Mapping[str, Any]) -> str:
+    """Canonical JSON, for comparing contents."""
+    return json.dumps(content, sort_keys=True, separators=(",", ":"))
