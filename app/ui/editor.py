@@ -7,6 +7,11 @@ amend the draft revision instead of piling up one per pause):
 - switching notes, closing the window and locking call ``flush()``: save what is
   unsaved (autosave) and end the editing session.
 
+A signed note is shown read-only with its signed time and signer, and its addenda (each
+dated, with its author and a signed mark) below the unchanged original. The Sign…, Add
+addendum… and Verify signature buttons only ask (signals); ``app.ui.signing`` does the
+work.
+
 Invariants:
 - the editor holds the text of at most one note, and ``wipe()`` clears every field, the
   undo history and the cached note without saving (used after ``flush()`` on lock);
@@ -14,11 +19,15 @@ Invariants:
   what was typed;
 - an autosave that falls due while the vault is busy with a background query (the
   database serialises access) waits a little rather than block typing; explicit saves
-  (Ctrl+S, switching notes, lock) never wait.
+  (Ctrl+S, switching notes, lock) never wait;
+- a signed note cannot be edited here: every field is read-only, Save is off, and typing
+  never marks it unsaved (the service refuses edits anyway: ``NoteSignedError``);
+- addenda are shown as HTML built from escaped text only.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
 from app.errors import TacitError
@@ -31,6 +40,7 @@ from app.ui.qt import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSplitter,
     QStackedWidget,
     Qt,
     QTimer,
@@ -38,18 +48,41 @@ from app.ui.qt import (
     QWidget,
     Signal,
 )
-from app.ui.widgets import SecureTextEdit, named, wipe_widgets
+from app.ui.widgets import SecureTextEdit, SecureTextView, named, wipe_widgets
 from app.vault.models import Note
 from app.vault.service import VaultService
+from app.vault.signing import Addendum, NoteSignature
 
 AUTOSAVE_MS = 1500
 BUSY_RETRY_MS = 300
 _NO_DATE = QDate(1900, 1, 1)
+SIGNED_MARK = "✔ Signed"
+
+
+def utc_minutes(stamp: str | None) -> str:
+    """``2026-03-09T10:45:00.000Z`` → ``2026-03-09 10:45``."""
+    return (stamp or "").replace("T", " ")[:16]
+
+
+def addenda_html(addenda: list[Addendum]) -> str:
+    """The addenda, oldest first, each with its date, author and signed mark (escaped)."""
+    parts = []
+    for number, addendum in enumerate(addenda, 1):
+        parts.append(
+            f"<p><b>Addendum {number}</b> — {utc_minutes(addendum.created_at)} UTC — "
+            f"{html.escape(addendum.author)} — <b>{SIGNED_MARK}</b></p>"
+            f'<div style="white-space:pre-wrap;">{html.escape(addendum.body)}</div>'
+        )
+    return "<hr/>".join(parts)
 
 
 class NoteEditor(QWidget):
     saved = Signal(object)  # the saved Note
     history_requested = Signal(str)  # note id
+    sign_requested = Signal()
+    addendum_requested = Signal()
+    verify_requested = Signal()
+    state_changed = Signal()  # a note was opened, closed, signed or frozen
 
     def __init__(
         self,
@@ -63,8 +96,10 @@ class NoteEditor(QWidget):
         self._service = service
         self._vault_busy = vault_busy
         self._note: Note | None = None
+        self._addenda: list[Addendum] = []
         self._dirty = False
         self._loading = False
+        self._busy = False
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setSingleShot(True)
         self.autosave_timer.setInterval(AUTOSAVE_MS)
@@ -91,6 +126,7 @@ class NoteEditor(QWidget):
         self.signed_banner = QLabel(page)
         self.signed_banner.setObjectName("signedBanner")
         self.signed_banner.setWordWrap(True)
+        self.signed_banner.setTextFormat(Qt.TextFormat.PlainText)
         self.signed_banner.hide()
         self.title = named(QLineEdit(page), "Note title")
         self.title.setObjectName("noteTitle")
@@ -103,6 +139,11 @@ class NoteEditor(QWidget):
         self.kind.setObjectName("kindBadge")
         self.body = named(SecureTextEdit(clipboard, page), "Note text")
         self.body.setObjectName("noteBody")
+        self.addenda_view = named(
+            SecureTextView(clipboard, page), "Addenda", "Dated, signed additions to this note"
+        )
+        self.addenda_view.setObjectName("addenda")
+        self.addenda_view.hide()
         self.status = QLabel(page)
         self.status.setObjectName("hint")
         self.status.setAccessibleName("Save status")
@@ -110,6 +151,17 @@ class NoteEditor(QWidget):
             QPushButton("History…", page), "Revision history", "Earlier versions of this note"
         )
         self.save_button = named(QPushButton("Save", page), "Save now", "Save now (Ctrl+S)")
+        self.sign_button = named(
+            QPushButton("Sign…", page), "Sign and lock", "Sign the note; it can never change again"
+        )
+        self.addendum_button = named(
+            QPushButton("Add addendum…", page), "Add addendum",
+            "Add a dated, signed addendum; the note itself stays as signed",
+        )  # fmt: skip
+        self.verify_button = named(
+            QPushButton("Verify signature", page), "Verify signature",
+            "Check that the note and its addenda are exactly as signed",
+        )  # fmt: skip
 
         header = QHBoxLayout()
         header.addWidget(self.title, 1)
@@ -118,13 +170,22 @@ class NoteEditor(QWidget):
         footer = QHBoxLayout()
         footer.addWidget(self.status, 1)
         footer.addWidget(self.history_button)
+        footer.addWidget(self.verify_button)
+        footer.addWidget(self.addendum_button)
+        footer.addWidget(self.sign_button)
         footer.addWidget(self.save_button)
+        split = QSplitter(Qt.Orientation.Vertical, page)
+        split.addWidget(self.body)
+        split.addWidget(self.addenda_view)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
         layout = QVBoxLayout(page)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.banner)
         layout.addWidget(self.signed_banner)
         layout.addLayout(header)
-        layout.addWidget(self.body, 1)
+        layout.addWidget(split, 1)
         layout.addLayout(footer)
         self.stack.addWidget(page)
         outer = QVBoxLayout(self)
@@ -136,6 +197,10 @@ class NoteEditor(QWidget):
         self.session_date.dateChanged.connect(self._changed)
         self.save_button.clicked.connect(self.save_now)
         self.history_button.clicked.connect(self._request_history)
+        self.sign_button.clicked.connect(lambda: self.sign_requested.emit())
+        self.addendum_button.clicked.connect(lambda: self.addendum_requested.emit())
+        self.verify_button.clicked.connect(lambda: self.verify_requested.emit())
+        self._apply_state()
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -150,8 +215,16 @@ class NoteEditor(QWidget):
         self.status.setText(text)
         self.status.setAccessibleDescription(text)
 
+    @property
+    def note(self) -> Note | None:
+        return self._note
+
+    @property
+    def addenda(self) -> list[Addendum]:
+        return list(self._addenda)
+
     def _changed(self, *_args: object) -> None:
-        if self._loading or self._note is None or self._note.signed:
+        if self._loading or self._note is None or self._note.signed or self._busy:
             return
         self._dirty = True
         self._set_status("Editing…")
@@ -190,7 +263,7 @@ class NoteEditor(QWidget):
             self.body.setProperty("process", process)
             self.body.style().unpolish(self.body)
             self.body.style().polish(self.body)
-            self._set_signed(note)
+            self._load_signature(note)
             self._set_status(
                 f"Revision {note.revision} · signed, read-only"
                 if note.signed
@@ -201,18 +274,71 @@ class NoteEditor(QWidget):
         finally:
             self._loading = False
 
-    def _set_signed(self, note: Note) -> None:
-        """A signed note is locked: it is shown read-only (addenda are a later feature)."""
-        signed = note.signed
-        for field in (self.title, self.body):
-            field.setReadOnly(signed)
-        self.session_date.setReadOnly(signed)
-        self.save_button.setEnabled(not signed)
-        when = (note.signed_at or "").replace("T", " ")[:16]
+    def _load_signature(self, note: Note) -> None:
+        """Signed: the banner (when, by whom) and the addenda below the note."""
+        signature: NoteSignature | None = None
+        self._addenda = []
+        if note.signed:
+            try:
+                signature = self._service.note_signature(note.id)
+                self._addenda = self._service.addenda(note.id)
+            except TacitError:
+                self._addenda = []
+        when = utc_minutes(note.signed_at)
+        signer = f" by {signature.signer}" if signature is not None else ""
         self.signed_banner.setText(
-            f"Signed and locked {when} UTC. It cannot change any more." if signed else ""
+            f"Signed and locked {when} UTC{signer}. It cannot change any more; to correct "
+            "or add to it, add an addendum."
+            if note.signed
+            else ""
         )
-        self.signed_banner.setVisible(signed)
+        self.signed_banner.setVisible(note.signed)
+        self.addenda_view.setHtml(addenda_html(self._addenda))
+        self.addenda_view.setVisible(bool(self._addenda))
+        self._apply_state()
+
+    def _apply_state(self) -> None:
+        """Fields and buttons follow the note: signed (or being signed) = read-only."""
+        note = self._note
+        signed = note is not None and note.signed
+        frozen = signed or self._busy
+        for field in (self.title, self.body):
+            field.setReadOnly(frozen)
+        self.session_date.setReadOnly(frozen)
+        self.save_button.setEnabled(note is not None and not frozen)
+        self.save_button.setVisible(not signed)
+        self.sign_button.setEnabled(note is not None and not frozen)
+        self.sign_button.setVisible(not signed)
+        self.addendum_button.setEnabled(signed and not self._busy)
+        self.addendum_button.setVisible(signed)
+        self.verify_button.setEnabled(signed and not self._busy)
+        self.verify_button.setVisible(signed)
+        self.state_changed.emit()
+
+    def set_busy(self, busy: bool, message: str = "") -> None:
+        """While the note is being signed (a background operation) nothing can change
+        it; ``BusyIndicator`` for ``OpRunner``."""
+        self._busy = busy
+        if busy:
+            self.autosave_timer.stop()
+            if message:
+                self._set_status(message)
+        self._apply_state()
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def reload(self) -> None:
+        """Show the stored note again (after signing or an addendum). Not a new view."""
+        note = self._note
+        if note is None or self._dirty:
+            return
+        try:
+            fresh = self._service.get_note(note.id, record_view=False)
+        except TacitError:
+            return
+        self._show(fresh)
 
     @property
     def read_only(self) -> bool:
@@ -231,7 +357,8 @@ class NoteEditor(QWidget):
         if not self._dirty:
             if not autosave:
                 self._service.finish_editing(note.id)
-                self._set_status(f"Revision {note.revision} · saved")
+                state = "signed, read-only" if note.signed else "saved"
+                self._set_status(f"Revision {note.revision} · {state}")
             return True
         try:
             saved = self._service.edit_note(
@@ -253,8 +380,11 @@ class NoteEditor(QWidget):
         self.saved.emit(saved)
         return True
 
-    def autosave(self) -> bool:
-        if self._dirty and self._vault_busy():
+    def autosave(self, *, wait_if_busy: bool = True) -> bool:
+        """Save the draft (amending this editing session's revision). The debounce
+        waits while the vault is busy; a caller that needs the text stored now (a
+        search about to run) passes ``wait_if_busy=False``."""
+        if wait_if_busy and self._dirty and self._vault_busy():
             self.autosave_timer.start(BUSY_RETRY_MS)  # try again shortly
             return False
         self.autosave_timer.setInterval(AUTOSAVE_MS)
@@ -293,13 +423,15 @@ class NoteEditor(QWidget):
             self.banner.hide()
             self.signed_banner.clear()
             self.signed_banner.hide()
-            for field in (self.title, self.body):
-                field.setReadOnly(False)
-            self.session_date.setReadOnly(False)
+            self._addenda = []
+            self.addenda_view.clear()
+            self.addenda_view.hide()
+            self._busy = False
             self.session_date.setDate(_NO_DATE)
             self.stack.setCurrentIndex(0)
         finally:
             self._loading = False
+        self._apply_state()
 
     def wipe_all(self) -> None:
         """``wipe()`` and clear every label, including the placeholder (lock)."""

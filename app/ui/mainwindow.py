@@ -1,15 +1,19 @@
 """``MainWindow``: clients, a client's notes, the note editor, and search.
 
-Layout: client list | notes of the selected client (or search results while searching) |
-editor. Every action is in a menu with a shortcut (Ctrl+N new note, Ctrl+F search,
-Ctrl+S save, Ctrl+L lock, Ctrl+1/2/3 focus the three panes), so the whole window works
-from the keyboard.
+Layout: client list | notes of the selected client — the record, and psychotherapy notes
+in their own section (``NotesPane``) — or search results while searching | editor.
+Every action is in a menu (File, Edit, Note, Client, View), most with a shortcut
+(Ctrl+N new note, Ctrl+F search, Ctrl+S save, Ctrl+L lock, Ctrl+1/2/3 focus the three
+panes, Ctrl+Shift+A the audit trail), so the whole window works from the keyboard. Sign
+& lock, addenda and signature checks are ``SigningFlow``'s; the audit trail is
+``AuditWindow``.
 
 Invariants:
 - the window title is always "Tacit" — never a client name or a note title;
 - a new ``MainWindow`` is built at every unlock and destroyed at every lock; ``wipe()``
-  empties every model and text widget (dialogs are children, so they go too) before it
-  is closed, so no client data outlives the lock even until deferred deletion;
+  empties every model and text widget (dialogs and the audit window are children, so
+  they go too) before it is closed, so no client data outlives the lock even until
+  deferred deletion;
 - record work goes through the service; the window only displays and dispatches.
 """
 
@@ -18,12 +22,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.errors import TacitError
+from app.ui.audit_viewer import AuditWindow
 from app.ui.clientpane import ClientPane
 from app.ui.clipboard import ClipboardGuard
 from app.ui.dialogs import ClientDialog, ClientFields, NewNoteDialog
 from app.ui.editor import NoteEditor
 from app.ui.history import HistoryDialog
-from app.ui.models import ID_ROLE, NoteListModel, icon
+from app.ui.models import icon
+from app.ui.notespane import NotesPane
 from app.ui.ops import OpRunner
 from app.ui.qt import (
     QAbstractItemView,
@@ -32,7 +38,6 @@ from app.ui.qt import (
     QDate,
     QEvent,
     QHBoxLayout,
-    QHeaderView,
     QKeyEvent,
     QKeySequence,
     QLabel,
@@ -40,17 +45,16 @@ from app.ui.qt import (
     QListView,
     QMainWindow,
     QMessageBox,
-    QModelIndex,
     QSizePolicy,
     QSplitter,
     QStackedWidget,
     Qt,
-    QTableView,
     QVBoxLayout,
     QWidget,
     Signal,
 )
 from app.ui.search import HtmlDelegate, SearchController, SearchModel
+from app.ui.signing import SigningFlow
 from app.ui.widgets import BusyBar, named, wipe_widgets
 from app.vault.models import LockReason, RecordChanged, Template
 from app.vault.service import VaultService
@@ -91,7 +95,9 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__(parent)
         self._service = service
+        self._runner = runner
         self._clipboard = clipboard
+        self.audit_window: AuditWindow | None = None
         self._tearing_down = False
         self._open_when_ready = False
         self.setWindowTitle("Tacit")
@@ -101,11 +107,9 @@ class MainWindow(QMainWindow):
             self.setWindowIcon(icon_)
 
         self.client_pane = ClientPane(service, self)
-        self.notes_model = NoteListModel(service, self)
-        self.notes_view = named(QTableView(self), "Notes", "The selected client's notes")
-        self._setup_notes_view()
-        self.notes_count = QLabel(self)
-        self.notes_count.setObjectName("hint")
+        self.notes = NotesPane(service, runner, self)
+        self.notes_model = self.notes.record_model  # the record list (not process notes)
+        self.notes_view = self.notes.record_view
         self.search_model = SearchModel(self)
         self.search_view = named(QListView(self), "Search results")
         self.search_view.setModel(self.search_model)
@@ -117,14 +121,18 @@ class MainWindow(QMainWindow):
         self.search_status = QLabel(self)
         self.search_status.setObjectName("hint")
         self.search = SearchController(service, runner, self.search_model, self.search_busy)
-        self.editor = NoteEditor(service, clipboard, self, vault_busy=lambda: self.search.in_flight)
+        # The database serialises access: an autosave waits while any background
+        # operation (search, process-note scan, audit read, verify, sign) holds it.
+        self.editor = NoteEditor(service, clipboard, self, vault_busy=lambda: runner.active > 0)
+        self.signing = SigningFlow(service, runner, self.editor, clipboard, self,
+                                   self.show_status)  # fmt: skip
         self.search_field = named(_SearchField(self), "Search all notes", "Search (Ctrl+F)")
         self.search_field.setObjectName("searchField")
         self.search_field.setPlaceholderText("Search all notes  (Ctrl+F)")
         self.search_field.setClearButtonEnabled(True)
 
         self.center = QStackedWidget(self)
-        self.center.addWidget(self._notes_page())
+        self.center.addWidget(self.notes)
         self.center.addWidget(self._search_page())
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.client_pane)
@@ -148,43 +156,6 @@ class MainWindow(QMainWindow):
         self.resize(1240, 760)
 
     # -- construction ------------------------------------------------------------------
-    def _setup_notes_view(self) -> None:
-        view = self.notes_view
-        view.setModel(self.notes_model)
-        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        view.setShowGrid(False)
-        view.setWordWrap(False)
-        view.setTabKeyNavigation(False)
-        view.verticalHeader().hide()
-        # Fixed row heights: the view never measures rows, so 100,000 stay fast.
-        view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 10)
-        header = view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        header.setHighlightSections(False)
-        metrics = view.fontMetrics()
-        for column, sample in ((0, "2026-12-31"), (2, "Treatment plan"), (3, "Treatment plan"),
-                               (4, "Signed")):  # fmt: skip
-            view.setColumnWidth(column, metrics.horizontalAdvance(sample) + 28)
-
-    def _notes_page(self) -> QWidget:
-        page = QWidget(self)
-        title = QLabel("Notes", page)
-        title.setObjectName("paneTitle")
-        title.setBuddy(self.notes_view)
-        row = QHBoxLayout()
-        row.addWidget(title)
-        row.addStretch(1)
-        row.addWidget(self.notes_count)
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(row)
-        layout.addWidget(self.notes_view, 1)
-        return page
-
     def _search_page(self) -> QWidget:
         page = QWidget(self)
         title = QLabel("Search results", page)
@@ -220,6 +191,10 @@ class MainWindow(QMainWindow):
             "Se&ttings…", "Ctrl+,", lambda: self.settings_requested.emit()
         )
         self.history_action = self._action("Revision &history…", "Ctrl+H", self.show_history)
+        self.sign_action = self._action("&Sign and lock…", None, self.signing.sign)
+        self.addendum_action = self._action("Add &addendum…", None, self.signing.add_addendum)
+        self.verify_action = self._action("&Verify signature", None, self.signing.verify)
+        self.audit_action = self._action("&Audit trail…", "Ctrl+Shift+A", self.show_audit)
         self.add_client_action = self._action("&Add client…", "Ctrl+Shift+N", self.add_client)
         self.edit_client_action = self._action("&Edit client…", None, self.edit_client)
         self.discharge_action = self._action("&Discharge client…", None, self.discharge_client)
@@ -239,12 +214,18 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.history_action)
         edit_menu.addSeparator()
         edit_menu.addAction(self.settings_action)
+        note_menu = menus.addMenu("&Note")
+        for action in (self.history_action, self.sign_action, self.addendum_action,
+                       self.verify_action):  # fmt: skip
+            note_menu.addAction(action)
         client_menu = menus.addMenu("&Client")
         for action in (self.add_client_action, self.edit_client_action, self.discharge_action):
             client_menu.addAction(action)
         view_menu = menus.addMenu("&View")
         for action in focus:
             view_menu.addAction(action)
+        view_menu.addSeparator()
+        view_menu.addAction(self.audit_action)
 
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolbar")
@@ -266,14 +247,19 @@ class MainWindow(QMainWindow):
         self.client_pane.add_requested.connect(self.add_client)
         self.client_pane.edit_requested.connect(self.edit_client)
         self.client_pane.discharge_requested.connect(self.discharge_client)
-        self.notes_view.selectionModel().currentRowChanged.connect(self._note_row_changed)
-        self.notes_view.activated.connect(lambda _i: self.editor.body.setFocus())
+        self.notes.note_chosen.connect(self._note_chosen)
+        self.notes.note_activated.connect(self.editor.body.setFocus)
         self.search_field.textChanged.connect(self._search_text_changed)
         self.search_field.returnPressed.connect(self.open_selected_result)
         self.search_view.activated.connect(lambda i: self.open_search_result(i.row()))
         self.search.results_ready.connect(self._search_results)
         self.search.failed.connect(self.search_status.setText)
         self.editor.history_requested.connect(lambda _id: self.show_history())
+        self.editor.sign_requested.connect(self.signing.sign)
+        self.editor.addendum_requested.connect(self.signing.add_addendum)
+        self.editor.verify_requested.connect(self.signing.verify)
+        self.editor.state_changed.connect(self._update_note_actions)
+        self._update_note_actions()
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -297,11 +283,14 @@ class MainWindow(QMainWindow):
         self.search.reset()
         self.editor.wipe_all()
         self.search_model.clear()
-        self.notes_model.clear()
+        self.notes.clear()
         self.client_pane.clear()
+        audit, self.audit_window = self.audit_window, None
+        if audit is not None:
+            audit.wipe()
         for child in self.findChildren(QWidget):
             if child.isWindow() and child is not self:
-                child.close()  # dialogs: history, client, new note, settings
+                child.close()  # dialogs: history, client, new note, addendum, settings, audit
         wipe_widgets(self)
         self.setWindowTitle("Tacit")
 
@@ -321,13 +310,7 @@ class MainWindow(QMainWindow):
     def _client_changed(self, client_id: str | None) -> None:
         if not self.editor.close_note():
             self.show_status("The open note could not be saved; it stays open.")
-        self.notes_model.set_client(client_id, audit=client_id is not None)
-        self._update_count()
-
-    def _update_count(self) -> None:
-        total = self.notes_model.total
-        client = self.client_pane.current_client_id
-        self.notes_count.setText("" if client is None else f"{total} note{'s' * (total != 1)}")
+        self.notes.set_client(client_id, audit=client_id is not None)
 
     def add_client(self) -> ClientDialog:
         dialog = ClientDialog(self._add_client, None, self)
@@ -392,40 +375,35 @@ class MainWindow(QMainWindow):
         if event.kind == "client":
             self.client_pane.reload()
             return
+        if event.kind != "note":  # e.g. a sync applied many records: re-read the lists
+            self.client_pane.reload()
+            self.notes.refresh()
+            self.notes.select_note(self.editor.note_id)
+            return
         try:
             note = self._service.get_note(event.id, record_view=False)  # a refresh
         except TacitError:
             return
-        if note.client_id != self.notes_model.client_id:
+        if note.client_id != self.notes.client_id:
             return
-        if not self.notes_model.update_note(note):
-            self.notes_model.reload()
-        self._select_note_row(self.editor.note_id)
-        self._update_count()
+        self.notes.on_note_changed(note)
+        self.notes.select_note(self.editor.note_id)
+        if note.id == self.editor.note_id and note.signed != self.editor.read_only:
+            self.editor.reload()  # signed elsewhere (not while the user has unsaved text)
 
     # -- notes -------------------------------------------------------------------------
-    def _select_note_row(self, note_id: str | None) -> None:
-        row = self.notes_model.row_of(note_id) if note_id else -1
-        selection = self.notes_view.selectionModel()
-        selection.blockSignals(True)
-        if row >= 0:
-            index = self.notes_model.index(row, 0)
-            selection.setCurrentIndex(
-                index, selection.SelectionFlag.ClearAndSelect | selection.SelectionFlag.Rows
-            )
-        else:
-            selection.clearSelection()
-            selection.clearCurrentIndex()  # so choosing the row again opens it
-        selection.blockSignals(False)
-        self.notes_view.viewport().update()
-
-    def _note_row_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
-        if not current.isValid():
-            return
-        note_id = str(current.data(ID_ROLE))
+    def _note_chosen(self, note_id: str) -> None:
         if not self.editor.open_note(note_id):
             self.show_status("The open note could not be saved; it stays open.")
-            self._select_note_row(self.editor.note_id)
+        self.notes.select_note(self.editor.note_id)
+
+    def _update_note_actions(self) -> None:
+        note = self.editor.note
+        signed = note is not None and note.signed
+        self.sign_action.setEnabled(note is not None and not signed)
+        self.addendum_action.setEnabled(signed)
+        self.verify_action.setEnabled(signed)
+        self.history_action.setEnabled(note is not None)
 
     def new_note(self) -> NewNoteDialog | None:
         client_id = self.client_pane.current_client_id
@@ -459,10 +437,7 @@ class MainWindow(QMainWindow):
         if self.client_pane.current_client_id != client_id:
             self.client_pane.select_client(client_id)
         if self.editor.open_note(note_id):
-            self._select_note_row(note_id)
-            row = self.notes_model.row_of(note_id)
-            if row >= 0:
-                self.notes_view.scrollTo(self.notes_model.index(row, 0))
+            self.notes.select_note(note_id)
 
     def save_now(self) -> None:
         if self.editor.note_id is not None and self.editor.save_now():
@@ -478,6 +453,24 @@ class MainWindow(QMainWindow):
         dialog.show()
         return dialog
 
+    def show_audit(self) -> AuditWindow:
+        """The audit trail (one window; a second call brings it forward)."""
+        window = self.audit_window
+        if window is None:
+            window = AuditWindow(self._service, self._runner, self)
+            window.destroyed.connect(lambda *_: self._audit_closed(window))
+            window.finished.connect(lambda _r: self._audit_closed(window))
+            self.audit_window = window
+            window.start()
+        window.show()
+        window.raise_()
+        window.activateWindow()
+        return window
+
+    def _audit_closed(self, window: AuditWindow) -> None:
+        if self.audit_window is window:
+            self.audit_window = None
+
     # -- search ------------------------------------------------------------------------
     def focus_search(self) -> None:
         self.search_field.setFocus()
@@ -486,7 +479,7 @@ class MainWindow(QMainWindow):
     def _search_text_changed(self, text: str) -> None:
         self._open_when_ready = False
         if self.editor.dirty:
-            self.editor.autosave()  # so the search sees what was just typed
+            self.editor.autosave(wait_if_busy=False)  # so the search sees what was typed
         self.search.set_query(text)
         searching = bool(text.strip())
         self.search_status.setText("" if self.search.searchable(text) else "Keep typing…")

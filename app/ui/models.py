@@ -4,18 +4,30 @@
 ``canFetchMore``/``fetchMore``: it holds only the summaries (no bodies) of the rows the
 view has scrolled to, so a client with 100,000 notes opens as fast as one with ten.
 
+A client's notes are shown in two sections (psychotherapy notes are kept apart from the
+record): the record list is a ``NoteListModel`` with ``section=RECORD`` (every kind but
+psychotherapy), the process list a ``ProcessNoteListModel``. The service lists all kinds
+together, so each section reads the shared listing and keeps its own kind; the process
+section, usually a few rows among many, scans in a worker (``OpRunner``) so that looking
+for them never blocks the UI.
+
 Invariants:
 - models hold the only cached copies of records in the UI, and ``clear()`` drops them
   (called on lock before the views are destroyed);
 - no business logic: filtering, ordering and paging are the service's; the models only
-  tell it when a listing is a user's view, for the audit trail.
+  tell it when a listing is a user's view, for the audit trail, and split its listing by
+  kind.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from app.errors import TacitError
+from app.ui.ops import OpRunner
 from app.ui.qt import (
     QAbstractListModel,
     QAbstractTableModel,
@@ -24,6 +36,8 @@ from app.ui.qt import (
     QModelIndex,
     QPersistentModelIndex,
     Qt,
+    QTimer,
+    Signal,
 )
 from app.vault.models import Client, Note, NoteSummary
 from app.vault.service import VaultService
@@ -35,7 +49,10 @@ ID_ROLE = int(Qt.ItemDataRole.UserRole) + 1
 CLIENT_ID_ROLE = int(Qt.ItemDataRole.UserRole) + 2
 IS_PROCESS_ROLE = int(Qt.ItemDataRole.UserRole) + 3
 PAGE_SIZE = 200
+SYNC_SCAN_ROWS = 5 * PAGE_SIZE  # most rows one fetch on the UI thread reads
+SCAN_CHUNK = 2000  # rows per query when the process section scans in a worker
 PROCESS_KIND = "psychotherapy"
+RECORD, PROCESS = "record", "process"
 PROCESS_TINT = QColor(124, 77, 255, 40)  # translucent violet: readable on light and dark
 
 KIND_LABELS = {
@@ -51,6 +68,54 @@ SIGNED = "Signed"
 
 def kind_label(kind: str) -> str:
     return KIND_LABELS.get(kind, kind)
+
+
+def is_process(note: NoteSummary | Note) -> bool:
+    return note.kind == PROCESS_KIND
+
+
+def is_record(note: NoteSummary | Note) -> bool:
+    return note.kind != PROCESS_KIND
+
+
+def summary_of(note: Note) -> NoteSummary:
+    return NoteSummary(
+        id=note.id, client_id=note.client_id, kind=note.kind, template=note.template,
+        title=note.title, session_date=note.session_date, author=note.author,
+        revision=note.revision, created_at=note.created_at, updated_at=note.updated_at,
+        signed_at=note.signed_at,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    rows: list[NoteSummary]  # the kept ones
+    offset: int  # position in the client's full listing after this scan
+    at_end: bool
+
+
+def scan_notes(
+    service: VaultService,
+    client_id: str,
+    offset: int,
+    *,
+    want: int,
+    keep: Callable[[NoteSummary], bool],
+    max_rows: int,
+    chunk: int = PAGE_SIZE,
+) -> Scan:
+    """Read the client's listing from ``offset`` until ``want`` rows were kept, ``max_rows``
+    were read, or it ends. Raises what ``list_notes`` raises (VaultLockedError…)."""
+    kept: list[NoteSummary] = []
+    read = 0
+    while len(kept) < want and read < max_rows:
+        limit = min(chunk, max_rows - read)
+        page = service.list_notes(client_id, limit=limit, offset=offset + read)
+        read += len(page)
+        kept.extend(s for s in page if keep(s))
+        if len(page) < limit:
+            return Scan(kept, offset + read, True)
+    return Scan(kept, offset + read, False)
 
 
 @cache
@@ -121,18 +186,29 @@ class ClientListModel(QAbstractListModel):
 
 
 class NoteListModel(QAbstractTableModel):
-    """One client's notes, newest session first, fetched a page at a time."""
+    """One client's notes, newest session first, fetched a page at a time. ``section``:
+    ``None`` lists every kind, ``RECORD`` every kind but psychotherapy notes."""
 
     COLUMNS = ("Date", "Title", "Kind", "Template", "Signed")
 
-    def __init__(self, service: VaultService, parent: Any = None) -> None:
+    def __init__(self, service: VaultService, parent: Any = None, *, section: str | None = None):
         super().__init__(parent)
         self._service = service
+        self._keep: Callable[[NoteSummary], bool] = (
+            is_record if section == RECORD else is_process if section == PROCESS
+            else (lambda _s: True)
+        )  # fmt: skip
         self._client_id: str | None = None
         self._rows: list[NoteSummary] = []
         self._row_of: dict[str, int] = {}
-        self._total = 0
+        self._total = 0  # notes of every kind the client has
+        self._offset = 0  # how far into the client's full listing we have read
+        self._at_end = True
         self._templates = {t.id: t.name for t in service.templates()}
+        self._continue = QTimer(self)  # keeps fetching when a fetch kept no row
+        self._continue.setSingleShot(True)
+        self._continue.setInterval(0)
+        self._continue.timeout.connect(self.fetchMore)
 
     @property
     def client_id(self) -> str | None:
@@ -140,6 +216,7 @@ class NoteListModel(QAbstractTableModel):
 
     @property
     def total(self) -> int:
+        """How many notes (of every kind) the client has."""
         return self._total
 
     def set_client(
@@ -147,14 +224,17 @@ class NoteListModel(QAbstractTableModel):
     ) -> None:
         """Show ``client_id``'s notes. ``audit``: the user asked to see them (the service
         records a "list" entry); refreshes and further pages are not new views."""
-        loaded = len(self._rows) if keep_loaded else 0
+        read = self._offset if keep_loaded else 0
+        self._continue.stop()
         self.beginResetModel()
         self._client_id = client_id
-        self._rows, self._row_of = [], {}
+        self._rows, self._row_of, self._offset, self._at_end = [], {}, 0, True
         self._total = self._service.count_notes(client_id) if client_id else 0
         if client_id:
-            first = self._service.list_notes(client_id, limit=max(PAGE_SIZE, loaded), audit=audit)
-            self._append(first)
+            limit = max(PAGE_SIZE, read)
+            first = self._service.list_notes(client_id, limit=limit, audit=audit)
+            self._offset, self._at_end = len(first), len(first) < limit
+            self._append([s for s in first if self._keep(s)])
         self.endResetModel()
 
     def reload(self) -> None:
@@ -162,33 +242,47 @@ class NoteListModel(QAbstractTableModel):
         self.set_client(self._client_id, keep_loaded=True)
 
     def clear(self) -> None:
+        self._continue.stop()
         self.beginResetModel()
         self._client_id = None
-        self._rows, self._row_of, self._total = [], {}, 0
+        self._rows, self._row_of, self._total, self._offset, self._at_end = [], {}, 0, 0, True
         self.endResetModel()
 
     def _append(self, page: list[NoteSummary]) -> None:
         for summary in page:
-            self._row_of[summary.id] = len(self._rows)
-            self._rows.append(summary)
+            if summary.id not in self._row_of:  # a row inserted locally may come again
+                self._row_of[summary.id] = len(self._rows)
+                self._rows.append(summary)
 
-    # -- paging ------------------------------------------------------------------------
-    def canFetchMore(self, parent: ModelIndex = QModelIndex()) -> bool:  # noqa: B008
-        return (
-            not parent.isValid() and self._client_id is not None and len(self._rows) < self._total
-        )
-
-    def fetchMore(self, parent: ModelIndex = QModelIndex()) -> None:  # noqa: B008
-        if not self.canFetchMore(parent) or self._client_id is None:
-            return
-        page = self._service.list_notes(self._client_id, limit=PAGE_SIZE, offset=len(self._rows))
+    def _insert_rows(self, page: list[NoteSummary]) -> None:
+        page = [s for s in page if s.id not in self._row_of]
         if not page:
-            self._total = len(self._rows)
             return
         first = len(self._rows)
         self.beginInsertRows(QModelIndex(), first, first + len(page) - 1)
         self._append(page)
         self.endInsertRows()
+
+    # -- paging ------------------------------------------------------------------------
+    def canFetchMore(self, parent: ModelIndex = QModelIndex()) -> bool:  # noqa: B008
+        return (
+            not parent.isValid()
+            and self._client_id is not None
+            and not self._at_end
+            and self._offset < self._total
+        )
+
+    def fetchMore(self, parent: ModelIndex = QModelIndex()) -> None:  # noqa: B008
+        if not self.canFetchMore(parent) or self._client_id is None:
+            return
+        scan = scan_notes(self._service, self._client_id, self._offset, want=PAGE_SIZE,
+                          keep=self._keep, max_rows=SYNC_SCAN_ROWS)  # fmt: skip
+        self._offset, self._at_end = scan.offset, scan.at_end
+        self._insert_rows(scan.rows)
+        if not scan.rows and self.canFetchMore():
+            # Nothing of this section in that stretch: read on after the UI has breathed
+            # (the view only asks again when rows arrive).
+            self._continue.start()
 
     # -- lookup ------------------------------------------------------------------------
     def summary(self, row: int) -> NoteSummary | None:
@@ -203,12 +297,7 @@ class NoteListModel(QAbstractTableModel):
         if row < 0:
             return False
         old = self._rows[row]
-        self._rows[row] = NoteSummary(
-            id=note.id, client_id=note.client_id, kind=note.kind, template=note.template,
-            title=note.title, session_date=note.session_date, author=note.author,
-            revision=note.revision, created_at=note.created_at, updated_at=note.updated_at,
-            signed_at=note.signed_at,
-        )  # fmt: skip
+        self._rows[row] = summary_of(note)
         if old.session_date != note.session_date:
             self.reload()  # ordering may change
         else:
@@ -266,3 +355,121 @@ class NoteListModel(QAbstractTableModel):
         if role == IS_PROCESS_ROLE:
             return process
         return None
+
+
+class ProcessNoteListModel(NoteListModel):
+    """A client's psychotherapy (process) notes, found by a scan in a worker.
+
+    They are usually a few among many record notes, so finding a page of them may read
+    far into the listing: that runs in the ``OpRunner``, never on the UI thread. A scan's
+    result for a client no longer shown is dropped (generation number).
+    """
+
+    loaded = Signal()  # a scan finished (rows may or may not have been added)
+    failed = Signal(str)
+
+    def __init__(self, service: VaultService, runner: OpRunner, parent: Any = None) -> None:
+        super().__init__(service, parent, section=PROCESS)
+        self._runner = runner
+        self._generation = 0
+        self._loading = False
+
+    @property
+    def loading(self) -> bool:
+        return self._loading
+
+    @property
+    def complete(self) -> bool:
+        """Every process note of the client is loaded."""
+        return not self._loading and (self._at_end or self._offset >= self._total)
+
+    def set_client(
+        self, client_id: str | None, *, keep_loaded: bool = False, audit: bool = False
+    ) -> None:
+        """Start finding ``client_id``'s process notes (the record section audits the
+        listing; this is the same listing)."""
+        self._generation += 1
+        self.beginResetModel()
+        self._client_id = client_id
+        self._rows, self._row_of, self._total, self._offset = [], {}, 0, 0
+        self._at_end, self._loading = client_id is None, False
+        self.endResetModel()
+        if client_id is not None:
+            self._scan()
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._loading = False
+        super().clear()
+
+    def canFetchMore(self, parent: ModelIndex = QModelIndex()) -> bool:  # noqa: B008
+        return not self._loading and super().canFetchMore(parent)
+
+    def fetchMore(self, parent: ModelIndex = QModelIndex()) -> None:  # noqa: B008
+        if self.canFetchMore(parent):
+            self._scan()
+
+    def _scan(self) -> None:
+        client_id, offset, generation = self._client_id, self._offset, self._generation
+        if client_id is None:
+            return
+        service = self._service
+
+        def work() -> tuple[int, Scan]:
+            total = service.count_notes(client_id)
+            scan = scan_notes(service, client_id, offset, want=PAGE_SIZE, keep=is_process,
+                              max_rows=total + 1, chunk=SCAN_CHUNK)  # fmt: skip
+            return total, scan
+
+        self._loading = True
+        self._runner.run(
+            work,
+            lambda result: self._scanned(generation, result),
+            lambda error: self._scan_failed(generation, error),
+        )
+
+    def _scanned(self, generation: int, result: tuple[int, Scan]) -> None:
+        if generation != self._generation:
+            return
+        self._loading = False
+        self._total, scan = result
+        self._offset, self._at_end = scan.offset, scan.at_end
+        self._insert_rows(scan.rows)
+        self.loaded.emit()
+
+    def _scan_failed(self, generation: int, error: TacitError) -> None:
+        if generation == self._generation:
+            self._loading = False
+            self._at_end = True
+            self.failed.emit(error.message)
+
+    def reload(self) -> None:
+        self.set_client(self._client_id)
+
+    def upsert(self, note: Note) -> None:
+        """Show a created or changed process note in its place (newest session first)."""
+        if note.kind != PROCESS_KIND or note.client_id != self._client_id:
+            return
+        row = self.row_of(note.id)
+        if row >= 0 and self._rows[row].session_date == note.session_date:
+            self._rows[row] = summary_of(note)
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
+            return
+        if row >= 0:
+            self.beginRemoveRows(QModelIndex(), row, row)
+            del self._rows[row]
+            self._reindex()
+            self.endRemoveRows()
+
+        def key(s: NoteSummary) -> tuple[str, str]:
+            return (s.session_date or "", s.created_at)
+
+        summary = summary_of(note)
+        at = next((i for i, s in enumerate(self._rows) if key(s) < key(summary)), len(self._rows))
+        self.beginInsertRows(QModelIndex(), at, at)
+        self._rows.insert(at, summary)
+        self._reindex()
+        self.endInsertRows()
+
+    def _reindex(self) -> None:
+        self._row_of = {s.id: i for i, s in enumerate(self._rows)}

@@ -2,8 +2,9 @@
 
 It builds a throwaway vault with fictional records only (the client "Alex Example" and a
 few others), drives the real windows offscreen and saves ``QWidget.grab()`` images:
-first-run.png, unlock.png, main-window.png, search.png, settings.png and
-main-window-dark.png.
+first-run.png, unlock.png, main-window.png, search.png, settings.png,
+main-window-dark.png, and for the clinical record: signed-note.png (a signed note with an
+addendum), history-diff.png (a revision's changes) and audit.png (the audit trail).
 
 Invariants: it never opens the user's vault or settings — the sample vault and its
 settings file live in a temporary directory removed at the end, and the vault uses the
@@ -80,14 +81,32 @@ def save(widget: QWidget, path: Path) -> None:
     print(path)
 
 
-def populate(service: VaultService) -> None:
+_SOAP_DRAFT = _SOAP.replace("sleeping better", "sleeping a little better").replace(
+    "Affect brighter than last session; speech", "Affect flat; speech"
+)
+_ADDENDUM = (
+    "Correction: the session lasted 50 minutes, not 45. Alex phoned on 2026-01-28 to say "
+    "the new sleep routine has started."
+)
+
+
+def populate(service: VaultService, clock: ManualClock) -> dict[str, str]:
+    """Sample records; returns the ids the screenshots open (by name)."""
     client = service.add_client(CLIENT, dob="1988-04-02", email="alex@example.org")
     for name in OTHER_CLIENTS:
         service.add_client(name)
+    ids: dict[str, str] = {}
     for template, date, title, body in _NOTES:
-        note = service.create_note(client.id, template, session_date=date, title=title, body=body)
+        first = _SOAP_DRAFT if body == _SOAP else body
+        note = service.create_note(client.id, template, session_date=date, title=title, body=first)
+        ids[title] = note.id
         if date < "2026-02-01" and template != "process":
             service.sign_note(note.id)  # older notes are signed and locked
+    service.add_addendum(ids["SOAP 2026-01-26"], _ADDENDUM)
+    clock.advance(20 * 60)
+    service.edit_note(ids["SOAP 2026-03-09"], body=_SOAP)  # a second revision to compare
+    clock.advance(10 * 60)
+    return ids
 
 
 def use_sample_font(app: QApplication) -> None:
@@ -120,7 +139,7 @@ def render(out: Path, workdir: Path) -> None:
 
     service = VaultService(workdir / "vault", clock=clock, keychain=MemoryKeychain())
     service.create(Passphrase.from_str(SAMPLE_PASSPHRASE), clinician="Dr. Sam Rivera")
-    populate(service)
+    ids = populate(service, clock)
     service.lock()
     controller = AppController(app, service, prefs, install_hooks=False)
     controller.start()
@@ -144,6 +163,27 @@ def render(out: Path, workdir: Path) -> None:
     assert dialog is not None
     save(dialog, out / "settings.png")
     dialog.reject()
+
+    main.open_note(ids["SOAP 2026-01-26"], main.notes.client_id or "")
+    save(main, out / "signed-note.png")
+
+    main.open_note(ids["SOAP 2026-03-09"], main.notes.client_id or "")
+    history = main.show_history()
+    assert history is not None
+    history.resize(720, 560)
+    save(history, out / "history-diff.png")
+    history.reject()
+
+    audit = main.show_audit()
+    spin_until(lambda: not audit.model.loading)
+    audit.resize(1100, 520)
+    audit.view.scrollToBottom()
+    audit.verify_chain()
+    spin_until(lambda: audit.last_verdict is not None)
+    save(audit, out / "audit.png")
+    audit.reject()
+
+    main.notes_view.selectRow(0)
 
     controller.apply_preferences(Preferences(theme="dark"))
     main.notes_view.selectRow(0)

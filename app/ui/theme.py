@@ -4,8 +4,8 @@
 stylesheet when the system switches between light and dark. "light" and "dark" use the
 Fusion style with a fixed palette so they look the same on every platform.
 
-Invariant: the stylesheet only styles (``resources/styles/tacit.qss``, tokens filled in
-here); no widget relies on it to work.
+Invariant: the stylesheet only styles (``resources/styles/tacit.qss`` plus the few
+rules in ``_APP_QSS``, tokens filled in here); no widget relies on it to work.
 """
 
 from __future__ import annotations
@@ -39,6 +39,21 @@ _DARK_TOKENS = {
     "process_border": "#7e57c2",
     "badge_border": "#5f5f5f",
 }
+
+
+# Rules for the record-integrity views (the psychotherapy-notes section), kept here with
+# the tokens they use.
+_APP_QSS = """
+QFrame#processSection {
+    background: {process_bg};
+    border: 1px solid {process_border};
+    border-radius: 6px;
+}
+
+QFrame#processSection QLabel#paneTitle {
+    color: {process_fg};
+}
+"""
 
 
 def dark_palette() -> QPalette:
@@ -85,7 +100,7 @@ def light_palette(app: QApplication) -> QPalette:
 def stylesheet(dark: bool) -> str:
     path = resources_dir() / "styles" / "tacit.qss"
     try:
-        qss = path.read_text(encoding="utf-8")
+        qss = path.read_text(encoding="utf-8") + _APP_QSS
     except OSError:
         return ""
     for key, value in (_DARK_TOKENS if dark else _LIGHT_TOKENS).items():

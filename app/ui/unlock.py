@@ -3,8 +3,11 @@
 It shows no client data at all (not even how many clients there are). Unlocking runs off
 the UI thread (Argon2id takes about a second by design). After repeated failures the
 input is disabled for a growing delay — 0, 0, 2, 4, 8 … s, at most ``MAX_DELAY_S`` — on
-top of the KDF's own cost; the count lives in memory only (an attacker who restarts the
-app resets it, so the KDF and the keychain binding remain the real defence).
+top of the KDF's own cost. The count is the service's (``failed_unlocks()``: failures
+since the last successful unlock, noted beside the vault header), so restarting the app
+does not reset it: a restarted app makes the user wait the full delay for that count
+before the next attempt. (Someone who can delete that file can still reset it; the KDF
+and the keychain binding remain the real defence.)
 
 Invariants: the passphrase and recovery key fields are cleared after every attempt and
 whenever the window is hidden; ``unlocked`` is emitted only once the vault is open with a
@@ -215,6 +218,30 @@ class UnlockWindow(QWidget):
         self._goto(PAGE_PASSPHRASE)
         if self.wait_left <= 0:
             self.error.clear_message()
+        self.restore_delay()
+
+    def _stored_failures(self) -> int:
+        try:
+            return self._service.failed_unlocks() if self._service.exists() else 0
+        except (OSError, TacitError):
+            return 0
+
+    def restore_delay(self) -> None:
+        """Failures noted before this app started (or by the CLI) count too: wait the
+        delay they call for before the next attempt."""
+        stored = self._stored_failures()
+        if stored <= self.failures:
+            return
+        self.failures = stored
+        delay = failure_delay(stored)
+        if delay and self.wait_left <= 0:
+            self._start_wait(delay, f"{stored} failed attempts to unlock. Try again in {delay} s.")
+
+    def _start_wait(self, delay: int, text: str) -> None:
+        self.wait_left = delay
+        self._set_input_enabled(False)
+        self._delay_timer.start()
+        self.error.show_message(text)
 
     def set_busy(self, busy: bool, message: str = "") -> None:
         self.busy.set_busy(busy, message)
@@ -252,15 +279,15 @@ class UnlockWindow(QWidget):
 
     def _failed(self, error: TacitError) -> None:
         if isinstance(error, WrongPassphraseError):
-            self.failures += 1
+            # The service noted it (beside the header); count in memory too in case that
+            # note could not be written.
+            self.failures = max(self.failures + 1, self._stored_failures())
             delay = failure_delay(self.failures)
             text = "Wrong passphrase."
             if delay:
-                self.wait_left = delay
-                self._set_input_enabled(False)
-                self._delay_timer.start()
-                text += f" Too many attempts: try again in {delay} s."
-            self.error.show_message(text)
+                self._start_wait(delay, text + f" Too many attempts: try again in {delay} s.")
+            else:
+                self.error.show_message(text)
         elif isinstance(error, DeviceSecretMissingError):
             self.error.show_message(
                 "This computer's keychain no longer holds the key this vault is bound to. "

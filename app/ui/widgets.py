@@ -1,9 +1,10 @@
 """Small widgets shared by the windows: accessible naming, the busy bar, the note text
-box whose copies are concealed, and a message label.
+box and the read-only rich-text view whose copies are concealed, and a message label.
 
 Invariants:
-- ``SecureTextEdit`` never puts text on the clipboard (or the X11 selection) without the
-  concealment hints, and every copy starts the clipboard guard's clearing countdown;
+- ``SecureTextEdit`` and ``SecureTextView`` never put text on the clipboard (or the X11
+  selection) without the concealment hints, and every copy starts the clipboard guard's
+  clearing countdown;
 - ``wipe_widgets`` leaves no text in any text-bearing widget under a root, including
   undo history (QPlainTextEdit.clear() drops it); item models are cleared by their
   owners (each of our models has ``clear()``).
@@ -23,6 +24,7 @@ from app.ui.qt import (
     QPlainTextEdit,
     QProgressBar,
     QSizePolicy,
+    Qt,
     QTextEdit,
     QVBoxLayout,
     QWidget,
@@ -95,6 +97,31 @@ class SecureTextEdit(QPlainTextEdit):
         super().__init__(parent)
         self._guard = guard
         self.setTabChangesFocus(True)  # Tab moves on (keyboard reachability); Ctrl+Tab not
+
+    def createMimeDataFromSelection(self) -> QMimeData:
+        text = self.textCursor().selection().toPlainText()
+        self._guard.track(text)
+        return concealed_mime(text)
+
+
+class SecureTextView(QTextEdit):
+    """A read-only rich-text view (diffs, addenda) whose copies are concealed and cleared.
+
+    Only HTML we built ourselves (from escaped text) goes in through ``setHtml``; pasting
+    or dropping rich text is impossible because the view is read-only, and it keeps no
+    undo history."""
+
+    def __init__(self, guard: ClipboardGuard, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._guard = guard
+        self.setReadOnly(True)
+        self.setUndoRedoEnabled(False)
+        self.setAcceptRichText(False)
+        self.setTabChangesFocus(True)
+        self.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+            | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        )
 
     def createMimeDataFromSelection(self) -> QMimeData:
         text = self.textCursor().selection().toPlainText()

@@ -11,9 +11,12 @@ from app.ui.mainwindow import MainWindow
 from app.ui.qt import (
     QAbstractButton,
     QAbstractItemView,
+    QAbstractSpinBox,
+    QAccessible,
     QApplication,
     QComboBox,
     QDialogButtonBox,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -42,10 +45,12 @@ def widget_texts(widget: QWidget) -> list[str]:
     elif isinstance(widget, QAbstractItemView) and widget.model() is not None:
         model = widget.model()
         for row in range(model.rowCount()):
-            for column in range(model.columnCount()):
+            column = 0
+            while model.hasIndex(row, column):  # list models hide columnCount in PySide
                 value: Any = model.index(row, column).data()
                 if value is not None:
                     texts.append(str(value))
+                column += 1
     return texts
 
 
@@ -110,3 +115,33 @@ def unlock(controller: AppController, qtbot: Any, passphrase: str) -> MainWindow
     qtbot.keyClick(window.passphrase, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: controller.main_window is not None, timeout=15_000)
     return main_window(controller)
+
+
+def _needs_name(widget: QWidget) -> bool:
+    if isinstance(widget, QHeaderView) or not widget.isVisibleTo(widget.window()):
+        return False
+    parent = widget.parentWidget()
+    if isinstance(parent, QAbstractSpinBox | QComboBox):  # their inner line edit
+        return False
+    while parent is not None:  # a combo box's popup list
+        if isinstance(parent, QComboBox):
+            return False
+        parent = parent.parentWidget()
+    if not widget.focusPolicy() & Qt.FocusPolicy.TabFocus:
+        return False
+    return isinstance(
+        widget, QLineEdit | QPlainTextEdit | QTextEdit | QAbstractButton | QAbstractItemView
+        | QComboBox | QAbstractSpinBox,
+    )  # fmt: skip
+
+
+def check_names(window: QWidget) -> int:
+    """Every focusable control under ``window`` has an accessible name; returns how many
+    were checked."""
+    checked = 0
+    for widget in window.findChildren(QWidget):
+        if _needs_name(widget):
+            name = QAccessible.queryAccessibleInterface(widget).text(QAccessible.Text.Name)
+            assert name.strip(), f"{type(widget).__name__} {widget.objectName()} has no name"
+            checked += 1
+    return checked

@@ -10,6 +10,7 @@ from pathlib import Path
 from app.ui.controller import AppController
 from app.ui.dialogs import NewNoteDialog
 from app.ui.editor import AUTOSAVE_MS
+from app.ui.history import MODE_TEXT
 from app.ui.mainwindow import PAGE_NOTES, PAGE_SEARCH, MainWindow
 from app.ui.models import ID_ROLE
 from app.ui.qt import QApplication, QSettings, Qt
@@ -145,6 +146,7 @@ def test_ctrl_s_saves_now_and_history_shows_old_text(
     revisions = [history.list.item(i).text() for i in range(history.list.count())]
     assert len(revisions) == 3 and "(current)" in revisions[0]
     assert history.viewer.isReadOnly()
+    history.set_mode(MODE_TEXT)
     assert history.viewer.toPlainText() == "second version"
     history.list.setCurrentRow(1)
     assert history.viewer.toPlainText().endswith("first version")
@@ -172,9 +174,12 @@ def test_process_notes_are_marked(
     new_note(main, qtbot, "process")
     assert main.editor.banner.isVisibleTo(main)
     assert main.editor.kind.text() == "Process note"
-    assert main.notes_model.index(0, 0).data(ID_ROLE) == main.editor.note_id
-    assert main.notes_model.index(0, 2).data() == "Process note"
-    assert main.notes_model.index(0, 0).data(Qt.ItemDataRole.BackgroundRole) is not None
+    process = main.notes.process_model  # in their own section, not in the record list
+    qtbot.waitUntil(lambda: process.rowCount() == 1, timeout=5000)
+    assert main.notes_model.rowCount() == 0
+    assert process.index(0, 0).data(ID_ROLE) == main.editor.note_id
+    assert process.index(0, 2).data() == "Process note"
+    assert process.index(0, 0).data(Qt.ItemDataRole.BackgroundRole) is not None
 
 
 def test_settings_never_hold_identifying_data(

@@ -27,7 +27,8 @@ from app.ui.session import SessionWatcher, login1_session_path
 from app.vault.crypto import Passphrase
 from app.vault.service import VaultService
 from tests.conftest import PASSPHRASE
-from tests.ui.helpers import add_client, create_vault, live_texts, new_note
+from tests.ui.conftest import flush_deletes
+from tests.ui.helpers import LEFT, add_client, create_vault, live_texts, new_note
 
 CLIENT = "Octavia Sleepwell"
 SECRET = "the canary sang at midnight"
@@ -83,6 +84,50 @@ def test_lock_on_minimize_only_when_enabled(
     charting.showMinimized()
     qtbot.waitUntil(lambda: not new_service.is_unlocked, timeout=2000)
     assert controller.main_window is None
+
+
+def test_lock_empties_the_record_integrity_windows(
+    qtbot, charting: MainWindow, controller: AppController, new_service: VaultService
+) -> None:
+    """Signed note with an addendum, the history diff, an addendum being written and the
+    audit viewer: a lock closes them all and no widget keeps their text."""
+    note_id = charting.editor.note_id
+    assert note_id is not None
+    box = charting.signing.sign()
+    assert box is not None
+    qtbot.mouseClick(box.sign_button, LEFT)
+    qtbot.waitUntil(lambda: charting.editor.read_only, timeout=5000)
+    new_service.add_addendum(note_id, "STORED-ADDENDUM-CANARY")
+    charting.editor.reload()
+    assert "STORED-ADDENDUM-CANARY" in charting.editor.addenda_view.toPlainText()
+    history = charting.show_history()
+    assert history is not None and SECRET in history.viewer.toPlainText()
+    draft = charting.signing.add_addendum()
+    assert draft is not None
+    draft.text.setPlainText("DRAFT-ADDENDUM-CANARY")
+    audit = charting.show_audit()
+    qtbot.waitUntil(lambda: audit.model.rowCount() > 0, timeout=5000)
+    audit.select_client(charting.client_pane.current_client_id)
+    qtbot.waitUntil(lambda: not audit.model.loading, timeout=5000)
+    canaries = (SECRET, CLIENT, note_id, "STORED-ADDENDUM-CANARY", "DRAFT-ADDENDUM-CANARY")
+    before = live_texts()
+    assert all(canary in before for canary in canaries)
+    gone: list[str] = []
+    for window, name in ((history, "history"), (draft, "addendum"), (audit, "audit")):
+        window.destroyed.connect(lambda *_a, n=name: gone.append(n))
+
+    controller.lock()
+    texts = live_texts()  # before deferred deletion: already wiped
+    for canary in canaries:
+        assert canary not in texts
+    assert audit.model.rowCount() == 0 and audit.client.count() == 0
+    flush_deletes()
+    assert sorted(gone) == ["addendum", "audit", "history"]
+    assert not any(canary in live_texts() for canary in canaries)
+    new_service.unlock(Passphrase.from_str(PASSPHRASE))
+    assert new_service.addenda(note_id)[0].body == "STORED-ADDENDUM-CANARY"  # no draft stored
+    assert len(new_service.addenda(note_id)) == 1
+    new_service.lock()
 
 
 def test_lock_twice_and_while_locked_is_harmless(

@@ -16,26 +16,18 @@ from app.ui.models import PAGE_SIZE, ClientListModel, NoteListModel
 from app.ui.ops import OpRunner, UnexpectedError
 from app.ui.prefs import ALLOWED_KEYS, Preferences, PreferenceStore
 from app.ui.qt import (
-    QAbstractButton,
-    QAbstractItemView,
-    QAbstractSpinBox,
-    QAccessible,
     QApplication,
-    QComboBox,
-    QHeaderView,
     QLineEdit,
     QPalette,
-    QPlainTextEdit,
     QSettings,
     Qt,
-    QWidget,
 )
 from app.ui.search import SearchController, SearchModel, snippet_html
 from app.ui.theme import is_dark
 from app.vault.models import MARK_END, MARK_START
 from app.vault.service import VaultService
 from tests.conftest import PASSPHRASE
-from tests.ui.helpers import add_client, create_vault, new_note
+from tests.ui.helpers import add_client, check_names, create_vault, new_note
 
 
 def test_note_model_pages_through_the_service(qapp: QApplication, service: VaultService) -> None:
@@ -186,43 +178,19 @@ def test_settings_dialog_applies_everything(
     controller.apply_preferences(Preferences())  # back to following the system
 
 
-def _needs_name(widget: QWidget) -> bool:
-    if isinstance(widget, QHeaderView) or not widget.isVisibleTo(widget.window()):
-        return False
-    parent = widget.parentWidget()
-    if isinstance(parent, QAbstractSpinBox | QComboBox):  # their inner line edit
-        return False
-    if not widget.focusPolicy() & Qt.FocusPolicy.TabFocus:
-        return False
-    return isinstance(
-        widget, QLineEdit | QPlainTextEdit | QAbstractButton | QAbstractItemView | QComboBox
-        | QAbstractSpinBox,
-    )  # fmt: skip
-
-
-def _check_names(window: QWidget) -> int:
-    checked = 0
-    for widget in window.findChildren(QWidget):
-        if _needs_name(widget):
-            name = QAccessible.queryAccessibleInterface(widget).text(QAccessible.Text.Name)
-            assert name.strip(), f"{type(widget).__name__} {widget.objectName()} has no name"
-            checked += 1
-    return checked
-
-
 def test_every_control_is_named_for_screen_readers(qtbot, controller: AppController) -> None:
     controller.start()
     assert controller.first_run is not None
-    assert _check_names(controller.first_run) >= 4
+    assert check_names(controller.first_run) >= 4
     create_vault(controller, qtbot, PASSPHRASE)
     main = controller.main_window
     assert main is not None
     add_client(main, qtbot, "Named Client")
     new_note(main, qtbot, "soap")
-    assert _check_names(main) >= 12
+    assert check_names(main) >= 12
     assert main.windowTitle() == "Tacit"
     controller.lock()
-    assert _check_names(controller.unlock_window) >= 3
+    assert check_names(controller.unlock_window) >= 3
 
 
 def test_importing_app_ui_loads_no_qt() -> None:

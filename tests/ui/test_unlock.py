@@ -77,6 +77,42 @@ def test_wrong_passphrase_message_then_growing_delay(
     assert main.client_pane.model.rowCount() == 1
 
 
+def test_failure_delay_survives_a_restart(
+    qtbot,
+    make_controller: MakeController,
+    locked_service: VaultService,
+    vault_dir,
+    clock: ManualClock,
+    keychain: MemoryKeychain,
+) -> None:
+    first = make_controller(locked_service)
+    first.start()
+    for text in ("wrong one", "wrong two", "wrong three"):
+        attempt(qtbot, first, text)
+    assert first.unlock_window.wait_left == 2
+    first.shutdown()  # the app quits while the user still has to wait
+
+    restarted = VaultService(vault_dir, clock=clock, keychain=keychain)
+    assert restarted.failed_unlocks() == 3
+    controller = make_controller(restarted)
+    controller.start()
+    window = controller.unlock_window
+    assert window.failures == 3 and window.wait_left == failure_delay(3) == 2
+    assert not window.passphrase.isEnabled() and not window.unlock_button.isEnabled()
+    assert "Try again in 2 s" in window.error.text()
+    window.tick()
+    window.tick()
+    assert window.passphrase.isEnabled()
+    attempt(qtbot, controller, "wrong four")  # the count goes on from where it was
+    assert window.failures == 4 and window.wait_left == 4
+    for _ in range(4):
+        window.tick()
+    unlock(controller, qtbot, PASSPHRASE)
+    controller.lock()  # the failures are in the trail now; the count starts again
+    assert restarted.failed_unlocks() == 0
+    assert window.passphrase.isEnabled() and window.wait_left == 0
+
+
 def test_recovery_key_then_new_passphrase(
     qtbot,
     make_controller: MakeController,
