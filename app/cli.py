@@ -3,7 +3,8 @@
 Global: ``tacit [--vault DIR] [--json] [--passphrase-fd N] COMMAND``. The vault defaults
 to the platform's user data folder; ``TACIT_VAULT`` overrides it. Exit statuses follow
 the error codes (app/errors.py): usage 2, wrong_passphrase 3, not_found 4,
-integrity_error 5, vault_exists/vault_missing 6, vault_locked 7, storage_error 8.
+integrity_error 5, vault_exists/vault_missing 6, vault_locked 7, storage_error 8,
+note_signed 9, a sync server error 10, offline 11, tls_error 12, not_signed_in 13.
 
 Invariants: a command never prints a traceback (unless TACIT_DEBUG=1), never writes a
 secret or record outside the vault, and a failed command leaves the vault as it was.
@@ -48,6 +49,13 @@ from app.vault.service import VaultService
 
 VAULT_ENV = "TACIT_VAULT"
 DEBUG_ENV = "TACIT_DEBUG"
+ACCOUNT_PASSWORD_ENV = "TACIT_ACCOUNT_PASSWORD"  # noqa: S105 - a variable name
+TOTP_ENV = "TACIT_TOTP"
+
+
+def _default_username(vault_id: str) -> str:
+    """A neutral username when none is given (the server stores it in plaintext)."""
+    return f"tacit-{vault_id.replace('-', '')[:12]}"
 
 
 def default_vault_dir() -> Path:
@@ -171,7 +179,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="confirm that FILE will not be encrypted",
     )  # fmt: skip
     cmd("key", "print the clinician's public signing key")
+    _sync_commands(cmd, sub)
     return parser
+
+
+def _sync_commands(cmd: Callable[..., argparse.ArgumentParser], sub: Any) -> None:
+    """``account``, ``sync`` and ``server`` (issue 5)."""
+    account = cmd("account", "the sync account of this vault").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    for name, help_text in (("create", "sign up on a sync server (shows the TOTP QR code)"),
+                            ("login", "sign in on a sync server (password + TOTP)")):  # fmt: skip
+        p = cmd(name, help_text, account)
+        p.add_argument("--server", required=name == "create", metavar="URL")
+        p.add_argument("--username", metavar="U")
+        p.add_argument("--ca-file", metavar="F", help="trust only this CA for the server")
+        p.add_argument("--pin", metavar="SHA256", help="base64 SHA-256 of the server's key")
+        p.add_argument("--device-name", metavar="N", help="shown in the device list")
+        p.add_argument(
+            "--password-fd", type=int, metavar="N",
+            help=f"account password from fd N (else ${ACCOUNT_PASSWORD_ENV})",
+        )  # fmt: skip
+        if name == "login":
+            factor = p.add_mutually_exclusive_group()
+            factor.add_argument("--totp", metavar="CODE")
+            factor.add_argument("--recovery-code", metavar="C")
+    cmd("status", "the account this vault syncs with", account)
+    cmd("logout", "end this device's session", account)
+    p = cmd("sync", "sync now; 'status': pending changes; 'conflicts': kept texts")
+    p.add_argument("sync_action", nargs="?", choices=("run", "status", "conflicts", "refused"),
+                   default="run", metavar="[status|conflicts|refused]")  # fmt: skip
+    p.add_argument("--note", help="conflicts of one note")
+    server = cmd("server", "run the sync server (needs the 'server' extra)").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    p = cmd("run", "serve the sync API", server)
+    p.add_argument("--db", metavar="URL")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8443)
+    p.add_argument("--tls-cert", type=Path, metavar="F")
+    p.add_argument("--tls-key", type=Path, metavar="F")
+    p.add_argument("--origin", metavar="URL")
+    p.add_argument("--insecure", action="store_true", help="plain HTTP behind a TLS proxy")
+    p = cmd("migrate", "create or upgrade the server database", server)
+    p.add_argument("--db", metavar="URL")
 
 
 def _client_fields(p: argparse.ArgumentParser) -> None:
@@ -394,6 +445,86 @@ class Cli:
     def key(self) -> None:
         public = self.unlock().signing_public_key()
         self.out.emit({"algorithm": "ed25519", "public_key": public}, public)
+
+    # -- sync ------------------------------------------------------------------------
+    def _sync_service(self) -> Any:
+        from app.sync.service import SyncService, fault_from_env
+
+        return SyncService(self.unlock(), fault=fault_from_env())
+
+    def account(self) -> None:
+        a = self.args
+        if a.action in ("create", "login"):
+            password = read_passphrase(
+                "Account password", fd=a.password_fd, env=ACCOUNT_PASSWORD_ENV,
+                confirm=a.action == "create",
+            )  # fmt: skip
+            sync = self._sync_service()
+            if a.action == "create":
+                self._account_created(sync.create_account(
+                    a.server, a.username or _default_username(sync.store.vault_id), password,
+                    ca_file=a.ca_file, pin=a.pin, device_name=a.device_name,
+                ))  # fmt: skip
+                return
+            totp, code = a.totp, a.recovery_code
+            if totp is None and code is None:
+                totp = read_secret("TOTP code", fd=None, env=TOTP_ENV)
+            info = sync.login(
+                password, server=a.server, username=a.username, totp=totp, recovery_code=code,
+                ca_file=a.ca_file, pin=a.pin, device_name=a.device_name,
+            )  # fmt: skip
+            self.out.emit(info, f"Signed in to {info['server']} as {info['username']}.")
+        elif a.action == "status":
+            self.out.emit(self._sync_service().status())
+        else:
+            self.out.emit(self._sync_service().logout(), "Signed out.")
+
+    def _account_created(self, info: dict[str, Any]) -> None:
+        if self.out.as_json:
+            self.out.emit(info)
+            return
+        import io
+
+        import segno
+
+        qr = io.StringIO()
+        segno.make(info["totp_uri"], error="m").terminal(out=qr, compact=True)
+        codes = "\n".join(f"    {c}" for c in info["recovery_codes"])
+        self.out.emit(info, (
+            f"Created sync account {info['account_id']} (username {info['username']}).\n\n"
+            "Scan this with your authenticator app (TOTP), then sign in with "
+            "'tacit account login':\n\n"
+            f"{qr.getvalue()}\n{info['totp_uri']}\n\n"
+            f"Recovery codes (shown once; each works once):\n{codes}"
+        ))  # fmt: skip
+
+    def sync(self) -> None:
+        a = self.args
+        sync = self._sync_service()
+        if a.sync_action == "status":
+            self.out.emit(sync.sync_status())
+        elif a.sync_action == "conflicts":
+            rows = sync.conflicts(a.note)
+            self.out.emit(rows, table(rows, ("note_id", "revision", "saved_at")))
+        elif a.sync_action == "refused":
+            rows = sync.refused()
+            self.out.emit(rows, table(rows, ("item_id", "kind", "reason", "at")))
+        else:
+            counts = sync.sync()
+            self.out.emit(counts, f"Pushed {counts['pushed']}, pulled {counts['pulled']}, "
+                                  f"conflicts {counts['conflicts']}.")  # fmt: skip
+
+    def server(self) -> int:
+        a = self.args
+        try:
+            from app.sync.server import main as server_main
+        except ImportError:
+            raise UsageError("the sync server needs the 'server' extra (pip install "
+                             "'tacit[server]')") from None  # fmt: skip
+        if a.action == "migrate":
+            return server_main.migrate(a.db)
+        return server_main.run(a.db, a.host, a.port, a.tls_cert, a.tls_key, a.origin,
+                               allow_insecure=a.insecure)  # fmt: skip
 
     def gui(self) -> int:
         try:

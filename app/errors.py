@@ -142,3 +142,25 @@ class NoteSignedError(TacitError):
     code = "note_signed"
     exit_status = 9
     default_message = "the note is signed and cannot change; add an addendum instead"
+
+
+# -- sync (client side; the server's codes are app.sync.protocol.ApiError, exit 10) ------
+class OfflineError(TacitError):
+    code = "offline"
+    exit_status = 11
+    default_message = "the sync server cannot be reached; changes stay queued in the vault"
+
+
+class TlsError(TacitError):
+    code = "tls_error"
+    exit_status = 12
+    default_message = (
+        "the sync server's certificate could not be verified (wrong CA file, pin "
+        "mismatch, or someone in between)"
+    )
+
+
+class NotSignedInError(TacitError):
+    code = "not_signed_in"
+    exit_status = 13
+    default_message = "this vault has no sync account; run 'tacit account create' or 'login'"

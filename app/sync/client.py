@@ -1,0 +1,239 @@
+"""The HTTP transport to the sync server (httpx): TLS, certificate pin, tokens, errors.
+
+What it owns:
+- TLS: certificates are verified against the system store, or only against the CA file
+  given (``--ca-file``). An optional **pin** is the base64 SHA-256 of the server
+  certificate's SubjectPublicKeyInfo (``crypto.certificate_pin``; the ``curl
+  --pinnedpubkey sha256//…`` form, so a renewed certificate with the same key keeps it).
+  The pin is checked inside the TLS handshake, before a single byte of a request (or a
+  token) is sent: a mismatch aborts the connection.
+- errors: a non-2xx answer becomes the protocol's typed ``ApiError`` (from its error
+  envelope); a network failure becomes ``OfflineError`` (code ``offline``); a failed
+  certificate check becomes ``TlsError`` (``tls_error``), never "offline", so an
+  attacker in between does not look like a flaky network. Never a traceback.
+- tokens: the access token goes in the ``Authorization`` header only; an expired access
+  token is refreshed once, **serialised** by a lock (a refresh token presented twice
+  revokes the session), and the new tokens are handed to ``on_tokens`` (which stores
+  them) before the new access token is used.
+
+Invariants: no token, key or body ever reaches an exception message or a log line;
+every request has a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+
+from app.errors import OfflineError, TlsError
+from app.sync import protocol
+from app.vault import crypto
+
+TIMEOUT_S = 30.0
+REFRESH_MARGIN_MS = 60_000  # refresh a little before the access token expires
+PIN_PREFIX = "sha256//"
+
+
+class PinMismatchError(ssl.SSLCertVerificationError):
+    """The server's certificate key is not the pinned one (raised inside the handshake)."""
+
+
+def normalize_pin(pin: str) -> str:
+    """A pin as stored: base64 of 32 bytes, without the optional ``sha256//`` prefix.
+    Raises ValueError on anything else."""
+    value = pin.strip().removeprefix(PIN_PREFIX)
+    if len(protocol.b64decode(value)) != 32:
+        raise ValueError("a pin is the base64 SHA-256 of the certificate's public key")
+    return value
+
+
+def tls_context(ca_file: Path | None, pin: str | None) -> ssl.SSLContext:
+    """Verification on (hostname and chain), TLS >= 1.2, and the pin if given."""
+    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if pin is not None:
+        expected = normalize_pin(pin).encode("ascii")
+
+        class PinnedSocket(ssl.SSLSocket):
+            def do_handshake(self, block: bool = False) -> None:
+                super().do_handshake(block)
+                der = self.getpeercert(binary_form=True)
+                got = crypto.certificate_pin(der).encode("ascii") if der else b""
+                if not crypto.constant_time_equal(got, expected):
+                    raise PinMismatchError("the server certificate does not match the pin")
+
+        ctx.sslsocket_class = PinnedSocket
+    return ctx
+
+
+@dataclass(slots=True)
+class Session:
+    """Tokens of one login. ``repr`` shows no token."""
+
+    access_token: str = field(repr=False)
+    access_expires_ms: int
+    refresh_token: str = field(repr=False)
+    refresh_expires_ms: int
+
+    @classmethod
+    def from_tokens(cls, tokens: protocol.SessionTokens) -> Session:
+        return cls(
+            tokens["access_token"], protocol.parse_time(tokens["access_expires_at"]),
+            tokens["refresh_token"], protocol.parse_time(tokens["refresh_expires_at"]),
+        )  # fmt: skip
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class HttpTransport:
+    """One server; unauthenticated calls always work, authenticated ones need
+    ``session`` (set by login, or loaded from the vault by app/sync/service.py)."""
+
+    def __init__(
+        self, server_url: str, *, ca_file: Path | None = None, pin: str | None = None,
+        timeout: float = TIMEOUT_S, session: Session | None = None,
+        on_tokens: Callable[[Session], None] | None = None,
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:  # fmt: skip
+        self.origin = protocol.canonical_origin(server_url)
+        try:
+            verify: ssl.SSLContext | bool = tls_context(ca_file, pin)
+        except (OSError, ValueError):
+            raise TlsError("the CA file or the pin could not be used") from None
+        if not self.origin.startswith("https://"):
+            verify = False  # plain http: loopback development only (the server refuses more)
+        self._http = httpx.Client(base_url=self.origin, verify=verify, timeout=timeout)
+        self.session = session
+        self._on_tokens = on_tokens
+        self._refresh_lock = threading.Lock()
+        self._now_ms = now_ms or _system_ms
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HttpTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _send(
+        self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
+        token: str | None = None,
+    ) -> Any:  # fmt: skip
+        headers = {"Accept": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            response = self._http.request(method, path, json=body, params=params, headers=headers)
+        except httpx.TransportError as exc:
+            if _is_tls_failure(exc):
+                raise TlsError() from None
+            raise OfflineError() from None
+        try:
+            doc = response.json()
+        except (ValueError, json.JSONDecodeError):
+            doc = None
+        if response.is_success:
+            if doc is None:
+                raise protocol.ApiError("the sync server sent a malformed answer")
+            return doc
+        raise protocol.error_from_envelope(response.status_code, doc)
+
+    def _authed(self, method: str, path: str, **kwargs: Any) -> Any:
+        session = self._fresh_session()
+        try:
+            return self._send(method, path, token=session.access_token, **kwargs)
+        except protocol.TokenExpiredError:
+            session = self.refresh(stale=session)
+            return self._send(method, path, token=session.access_token, **kwargs)
+
+    def _fresh_session(self) -> Session:
+        session = self.session
+        if session is None:
+            raise protocol.UnauthorizedError("not signed in")
+        if session.access_expires_ms - REFRESH_MARGIN_MS <= self._now_ms():
+            return self.refresh(stale=session)
+        return session
+
+    def refresh(self, *, stale: Session | None = None) -> Session:
+        """Rotate the tokens (one refresh at a time). If another thread refreshed while
+        this one waited, its tokens are used instead of refreshing again."""
+        with self._refresh_lock:
+            session = self.session
+            if session is None:
+                raise protocol.UnauthorizedError("not signed in")
+            if stale is not None and session is not stale:
+                return session
+            body: protocol.RefreshRequest = {"refresh_token": session.refresh_token}
+            tokens = cast(protocol.SessionTokens, self._send("POST", protocol.PATH_AUTH_REFRESH,
+                                                             body=body))  # fmt: skip
+            fresh = Session.from_tokens(tokens)
+            if self._on_tokens is not None:
+                self._on_tokens(fresh)  # stored before it is used
+            self.session = fresh
+            return fresh
+
+    # -- unauthenticated -----------------------------------------------------------------
+    def health(self) -> protocol.HealthResponse:
+        return cast(protocol.HealthResponse, self._send("GET", protocol.PATH_HEALTH))
+
+    def signup(self, body: protocol.SignupRequest) -> protocol.SignupResponse:
+        return cast(protocol.SignupResponse, self._send("POST", protocol.PATH_ACCOUNTS, body=body))
+
+    def auth_params(self, username: str) -> protocol.KdfParamsResponse:
+        doc = self._send("GET", protocol.PATH_AUTH_PARAMS, params={"username": username})
+        return cast(protocol.KdfParamsResponse, doc)
+
+    def challenge(self, username: str) -> protocol.ChallengeResponse:
+        body: protocol.ChallengeRequest = {"username": username}
+        return cast(protocol.ChallengeResponse,
+                    self._send("POST", protocol.PATH_AUTH_CHALLENGE, body=body))  # fmt: skip
+
+    def login(self, body: protocol.LoginRequest) -> protocol.SessionTokens:
+        tokens = cast(protocol.SessionTokens,
+                      self._send("POST", protocol.PATH_AUTH_LOGIN, body=body))  # fmt: skip
+        self.session = Session.from_tokens(tokens)
+        return tokens
+
+    # -- authenticated ---------------------------------------------------------------------
+    def logout(self) -> None:
+        self._authed("POST", protocol.PATH_AUTH_LOGOUT, body={})
+
+    def devices(self) -> list[protocol.Device]:
+        return cast(list[protocol.Device], self._authed("GET", protocol.PATH_DEVICES))
+
+    def pull(self, cursor: str | None, limit: int) -> protocol.PullResponse:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        return cast(protocol.PullResponse, self._authed("GET", protocol.PATH_ITEMS, params=params))
+
+    def push(self, items: list[protocol.PushItem]) -> protocol.PushResponse:
+        body: protocol.PushRequest = {"items": items}
+        return cast(protocol.PushResponse,
+                    self._authed("POST", protocol.PATH_ITEMS_BATCH, body=body))  # fmt: skip
+
+    def get_item(self, item_id: str) -> protocol.Item:
+        return cast(protocol.Item, self._authed("GET", protocol.item_path(item_id)))
+
+
+def _system_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
