@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import TacitError
+from app.ui.models import RowTableModel
 from app.ui.ops import OpRunner
 from app.ui.qt import (
     QAbstractItemView,
-    QAbstractTableModel,
     QCheckBox,
     QComboBox,
     QDate,
@@ -91,7 +91,7 @@ def export_audit_csv(service: VaultService, path: Path, filters: AuditFilter) ->
     return len(entries)
 
 
-class AuditModel(QAbstractTableModel):
+class AuditModel(RowTableModel):
     """Audit entries matching a filter, oldest first, read a growing prefix at a time."""
 
     COLUMNS = ("#", "Time (UTC)", "Action", "Record", "Record id", "Client", "Device", "Detail")
@@ -191,23 +191,6 @@ class AuditModel(QAbstractTableModel):
             self.failed.emit(error.message)
 
     # -- Qt model ----------------------------------------------------------------------
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(self.COLUMNS)
-        ):
-            return self.COLUMNS[section]
-        return None
-
     def _client(self, entry: AuditEntry) -> str:
         if entry.client_id is None:
             return ""

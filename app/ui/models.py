@@ -185,7 +185,32 @@ class ClientListModel(QAbstractListModel):
         return None
 
 
-class NoteListModel(QAbstractTableModel):
+class RowTableModel(QAbstractTableModel):
+    """A table over ``self._rows`` with fixed ``COLUMNS`` headers (the shared shape of the
+    note and audit tables)."""
+
+    COLUMNS: tuple[str, ...] = ()
+    _rows: list[Any]
+
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(self.COLUMNS)
+        ):
+            return self.COLUMNS[section]
+        return None
+
+
+class NoteListModel(RowTableModel):
     """One client's notes, newest session first, fetched a page at a time. ``section``:
     ``None`` lists every kind, ``RECORD`` every kind but psychotherapy notes."""
 
@@ -305,23 +330,6 @@ class NoteListModel(QAbstractTableModel):
         return True
 
     # -- Qt model ----------------------------------------------------------------------
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(self.COLUMNS)
-        ):
-            return self.COLUMNS[section]
-        return None
-
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         note = self.summary(index.row()) if index.isValid() else None
         if note is None:
