@@ -486,12 +486,10 @@ class VaultService:
         it, until ``finish_editing`` (explicit save, closing the note, or lock)."""
         store = self._require_unlocked()
         nid = store.resolve_id("notes", note_id)
-        draft = self._drafts.get(nid)
-        current = store.get_note(nid)
-        in_place = autosave and draft is not None and draft == current.revision
         note = store.edit_note(
             nid, body=body, title=title, session_date=session_date,
-            expected_revision=expected_revision, in_place=in_place,
+            expected_revision=expected_revision,
+            amend_revision=self._drafts.get(nid) if autosave else None,
         )  # fmt: skip
         if autosave:
             self._drafts[nid] = note.revision

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any, TypeVar
 
@@ -350,52 +351,58 @@ class RecordStore:
         title: str | None = None,
         session_date: str | None = None,
         expected_revision: int | None = None,
-        in_place: bool = False,
+        amend_revision: int | None = None,
     ) -> Note:
         """Save a new revision; the superseded one moves to note_revisions. With
-        ``expected_revision``, a concurrent save in between is refused. ``in_place``
-        overwrites the current revision instead (the service uses it only for autosaves
-        of a revision that an earlier autosave of the same editing session created)."""
-        current = self.get_note(note_id)
-        if current.signed_at is not None:
-            raise NoteSignedError()
-        if expected_revision is not None and expected_revision != current.revision:
-            raise InvalidInputError("the note changed since it was opened; reload it")
-        new_title = (
-            _text(title, "title", MAX_TITLE, required=True) if title is not None else current.title
-        )
-        new_body = _body(body) if body is not None else current.body
-        new_date = (
-            _date(session_date, "session date") if session_date is not None
-            else current.session_date
-        )  # fmt: skip
-        if (new_title, new_body, new_date) == (current.title, current.body, current.session_date):
-            return current  # nothing changed: no empty revision
-        now = self._now()
-        if in_place:
-            with self._db.transaction() as conn:
+        ``expected_revision``, a concurrent save in between is refused. When the current
+        revision is ``amend_revision`` it is overwritten instead (the service passes the
+        revision an earlier autosave of the same editing session created).
+
+        The note is read inside the write transaction, so a save from another thread in
+        between cannot be lost."""
+        with self._db.transaction() as conn:
+            current = self.get_note(note_id)
+            if current.signed_at is not None:
+                raise NoteSignedError()
+            if expected_revision is not None and expected_revision != current.revision:
+                raise InvalidInputError("the note changed since it was opened; reload it")
+            new_title = current.title
+            if title is not None:  # required: _text raises on an empty title
+                new_title = _text(title, "title", MAX_TITLE, required=True) or current.title
+            new_body = _body(body) if body is not None else current.body
+            new_date = (
+                _date(session_date, "session date") if session_date is not None
+                else current.session_date
+            )  # fmt: skip
+            if (new_title, new_body, new_date) == (
+                current.title, current.body, current.session_date,
+            ):  # fmt: skip
+                return current  # nothing changed: no empty revision
+            now = self._now()
+            if amend_revision is not None and amend_revision == current.revision:
                 conn.execute(
                     "UPDATE notes SET title = ?, body = ?, session_date = ?, updated_at = ? "
-                    "WHERE id = ? AND revision = ?",
-                    (new_title, new_body, new_date, now, current.id, current.revision),
+                    "WHERE id = ?",
+                    (new_title, new_body, new_date, now, current.id),
                 )
-            return self.get_note(current.id)
-        with self._db.transaction() as conn:
+                return replace(current, title=new_title, body=new_body,
+                               session_date=new_date, updated_at=now)  # fmt: skip
             conn.execute(
                 "INSERT INTO note_revisions (note_id, revision, title, body, author, saved_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (current.id, current.revision, current.title, current.body,
                  current.author, current.updated_at),
             )  # fmt: skip
+            author = self._author()
             conn.execute(
                 "UPDATE notes SET title = ?, body = ?, session_date = ?, revision = ?, "
                 "author = ?, updated_at = ? WHERE id = ?",
-                (new_title, new_body, new_date, current.revision + 1, self._author(), now,
-                 current.id),
-            )  # fmt: skip
+                (new_title, new_body, new_date, current.revision + 1, author, now, current.id),
+            )
             self._log(conn, "edit", "note", current.id, current.client_id,
                       detail=f"revision {current.revision + 1}")  # fmt: skip
-        return self.get_note(current.id)
+        return replace(current, title=new_title, body=new_body, session_date=new_date,
+                       revision=current.revision + 1, author=author, updated_at=now)  # fmt: skip
 
     def history(self, note_id: str) -> list[Revision]:
         """Every revision, oldest first; the last one is the current text."""

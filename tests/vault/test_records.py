@@ -222,3 +222,17 @@ def test_short_trailing_fragments_match_whole_words_only(service: VaultService) 
     assert fts_query("att", prefix_last=True) == '"att"*'
     assert [h.id for h in service.search("at")] == [word.id]
     assert len(service.search("att")) == 1
+
+
+def test_edit_returns_exactly_what_was_stored(service: VaultService, clock: ManualClock) -> None:
+    cid = service.add_client("Stored").id
+    note = service.create_note(cid, "free", body="one", tags=["x"])
+    clock.advance(5)
+    saved = service.edit_note(note.id, body="two", title="T2", session_date="2026-02-02")
+    assert saved == service.get_note(note.id, record_view=False)
+    clock.advance(5)
+    first = service.edit_note(note.id, body="three", autosave=True)
+    clock.advance(5)
+    amended = service.edit_note(note.id, body="four", autosave=True)  # amends in place
+    assert amended.revision == first.revision == saved.revision + 1
+    assert amended == service.get_note(note.id, record_view=False)
