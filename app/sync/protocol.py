@@ -8,7 +8,10 @@ This module owns what both sides must agree on, and nothing else:
 - the stable error codes, their HTTP statuses, and one ``ApiError`` class per code so a
   client can turn an error envelope back into a typed ``TacitError``;
 - the byte strings both sides must build identically: the login message that the account
-  login key signs, the canonical origin it is bound to, and an item's etag.
+  login key signs, the canonical origin it is bound to, an item's etag, and a device
+  order (canonical JSON) that the account signing key signs;
+- the HKDF labels the client uses for the account signing key and the escrow slot (the
+  server never derives them; they are here so the label is written once).
 
 Invariants: no crypto and no I/O here (only ``hashlib`` for the etag), no import of
 ``app.vault`` or of a web framework, so the client installs without the server's extras.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -48,6 +52,14 @@ PATH_DEVICES = "/v1/devices"
 PATH_ITEMS = "/v1/items"
 PATH_ITEMS_BATCH = "/v1/items:batch"
 PATH_ATTACHMENTS = "/v1/attachments"
+PATH_SIGNING_KEY = "/v1/account/signing-key"
+PATH_SELF_ORDER = "/v1/devices/self/order"
+PATH_SELF_ORDER_ACK = "/v1/devices/self/order/ack"
+PATH_SELF_ESCROW = "/v1/devices/self/escrow"
+PATH_SELF_ESCROW_RELEASE = "/v1/devices/self/escrow/release"
+# The device control token travels in this header (never a query string), and only to
+# the PATH_SELF_* routes above that say so.
+CONTROL_TOKEN_HEADER = "Tacit-Control-Token"  # noqa: S105 - a header name
 
 
 def item_path(item_id: str) -> str:
@@ -60,6 +72,14 @@ def attachment_path(attachment_id: str) -> str:
 
 def chunk_path(attachment_id: str, n: int) -> str:
     return f"{PATH_ATTACHMENTS}/{attachment_id}/chunks/{n}"
+
+
+def device_orders_path(device_id: str) -> str:
+    return f"{PATH_DEVICES}/{device_id}/orders"
+
+
+def device_remove_path(device_id: str) -> str:
+    return f"{PATH_DEVICES}/{device_id}/remove"
 
 
 # --- limits (the server may be configured lower for body/quota, never higher) --------
@@ -81,6 +101,13 @@ KDF_SALT_MIN_BYTES = 16
 KDF_SALT_MAX_BYTES = 64
 KDF_ALGORITHM = "argon2id"
 KDF_VERSION = 19  # Argon2 version 0x13
+ESCROW_KEY_BYTES = 32
+MAX_ORDER_WAIT_S = 25  # GET PATH_SELF_ORDER?wait=N, N in 0..25
+ORDER_VERSION = 1
+# An order's issued_at (the issuer's clock) must be within this window of the server's
+# clock when it is posted: a signed order cannot be held back and used much later.
+ORDER_MAX_AGE_S = 15 * 60
+ORDER_MAX_FUTURE_S = 5 * 60
 
 # --- identifiers ---------------------------------------------------------------------
 # Ids are lowercase canonical UUID strings, as str(uuid.uuid4()) writes them.
@@ -140,6 +167,14 @@ def parse_time(value: str) -> int:
 # --- the bytes both sides build identically ------------------------------------------
 LOGIN_SIGN_DOMAIN = b"tacit/v1/login\x00"
 ETAG_DOMAIN = b"tacit/v1/etag\x00"
+ORDER_SIGN_DOMAIN = b"tacit/v1/device-order\x00"
+SIGNING_KEY_PROOF_DOMAIN = b"tacit/v1/signing-key\x00"
+
+# HKDF-SHA256 labels (``info``) for keys the CLIENT derives from the account master key.
+# The server never sees these keys; only the signing key's public half is registered.
+SIGNING_KEY_HKDF_INFO = b"tacit/v1/account-signing-key"  # 32-byte Ed25519 seed
+ESCROW_ACCOUNT_HKDF_INFO = b"tacit/v1/escrow-account"  # 32 bytes, the account's escrow half
+ESCROW_SLOT_HKDF_INFO = b"tacit/v1/escrow-slot\x00"  # + device id: the escrow slot's key
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
@@ -202,6 +237,50 @@ def chunk_etag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+ORDER_ACTIONS = ("lock", "wipe", "restore")
+_ORDER_KEYS = frozenset({"v", "order_id", "account_id", "device_id", "action", "issued_at"})
+
+
+def canonical_order(order: DeviceOrder) -> bytes:
+    """The canonical JSON of a device order: exactly its six keys, sorted, no whitespace,
+    ASCII only. Raises ValueError on anything else (extra or missing keys, wrong types,
+    ids that are not lowercase UUIDs, an unknown action, a time not in ``format_time``
+    form), so that both sides sign and verify the same bytes or refuse."""
+    raw: dict[str, object] = dict(order)
+    if set(raw) != _ORDER_KEYS:
+        raise ValueError("an order has exactly the keys " + ", ".join(sorted(_ORDER_KEYS)))
+    version = raw["v"]
+    if type(version) is not int or version != ORDER_VERSION:
+        raise ValueError("unknown order version")
+    for key in ("order_id", "account_id", "device_id"):
+        value = raw[key]
+        if not isinstance(value, str) or not is_uuid(value):
+            raise ValueError(f"order {key} is not a lowercase UUID")
+    if raw["action"] not in ORDER_ACTIONS:
+        raise ValueError("unknown order action")
+    issued = raw["issued_at"]
+    try:
+        canonical_time = isinstance(issued, str) and format_time(parse_time(issued)) == issued
+    except (ValueError, OverflowError):
+        canonical_time = False
+    if not canonical_time:
+        raise ValueError("order issued_at is not a time as format_time writes it")
+    return json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def order_message(order: DeviceOrder) -> bytes:
+    """What the account signing key signs for an order (Ed25519):
+    ``b"tacit/v1/device-order\\x00" + canonical_order(order)``. Raises ValueError as
+    ``canonical_order`` does."""
+    return ORDER_SIGN_DOMAIN + canonical_order(order)
+
+
+def signing_key_proof_message(account_id: str) -> bytes:
+    """What the account signing key signs to prove possession when it is registered:
+    ``b"tacit/v1/signing-key\\x00" + account_id``."""
+    return SIGNING_KEY_PROOF_DOMAIN + account_id.encode("ascii")
+
+
 # --- wire shapes ---------------------------------------------------------------------
 class KdfParams(TypedDict):
     algorithm: Literal["argon2id"]
@@ -229,6 +308,7 @@ class SignupResponse(TypedDict):
     account_id: str
     totp_uri: str  # otpauth://totp/...; the app shows it as a QR code
     recovery_codes: list[str]  # RECOVERY_CODE_COUNT one-time codes, shown once
+    control_token: str  # the device's control token (see LoginResponse), shown once
 
 
 class KdfParamsResponse(TypedDict):
@@ -264,12 +344,30 @@ class SessionTokens(TypedDict):
     refresh_expires_at: str
 
 
+class LoginResponse(SessionTokens):
+    # The device's control token: survives session revocation, good only for the
+    # PATH_SELF_ORDER* and PATH_SELF_ESCROW_RELEASE routes; rotated by every login.
+    control_token: str
+
+
 class RefreshRequest(TypedDict):
     refresh_token: str
 
 
 class OkResponse(TypedDict):
     ok: bool
+
+
+DeviceState = Literal["active", "lost", "locked", "wiped", "removed"]
+OrderAction = Literal["lock", "wipe", "restore"]
+
+
+class DeviceOrderSummary(TypedDict):
+    id: str  # the order_id
+    action: OrderAction
+    issued_at: str  # the issuer's clock, as signed
+    received_at: str  # the server's clock, when the order was stored
+    acked_at: str | None  # when the device reported that the order took effect
 
 
 class Device(TypedDict):
@@ -279,6 +377,60 @@ class Device(TypedDict):
     created_at: str
     last_seen_at: str
     current: bool  # the device of the session making the request
+    state: DeviceState
+    order: DeviceOrderSummary | None  # the device's latest order
+
+
+class DeviceOrder(TypedDict):
+    """The signed statement: ``order_message(order)`` is what the signing key signs."""
+
+    v: int  # ORDER_VERSION
+    order_id: str  # uuid chosen by the issuer; never reused
+    account_id: str
+    device_id: str  # the device the order is for
+    action: OrderAction
+    issued_at: str  # the issuer's clock (format_time)
+
+
+class SignedOrder(TypedDict):
+    order: DeviceOrder
+    signature: str  # base64 Ed25519 signature over order_message(order)
+
+
+class OrderAckRequest(TypedDict):
+    order_id: str
+    state: Literal["locked", "wiped"]
+
+
+class Reauth(TypedDict):
+    """Full re-authentication inside one request: a fresh login challenge for the
+    account's username signed with the login key, plus a second factor (exactly one of
+    ``totp`` / ``recovery_code``). Checked, counted and locked out exactly as a login."""
+
+    challenge_id: str
+    signature: str  # base64 Ed25519 over login_message(origin, challenge)
+    totp: NotRequired[str]
+    recovery_code: NotRequired[str]
+
+
+class SigningKeyRequest(TypedDict):
+    public_key: str  # base64 raw Ed25519 public key, 32 bytes
+    proof: str  # base64 signature by that key over signing_key_proof_message(account_id)
+    reauth: NotRequired[Reauth | None]  # required to replace a different registered key
+
+
+class SigningKeyResponse(TypedDict):
+    public_key: str
+    registered_at: str
+
+
+class EscrowKeyResponse(TypedDict):
+    escrow_key: str  # base64, ESCROW_KEY_BYTES; shown once per creation or release
+    created_at: str
+
+
+class EscrowReleaseResponse(EscrowKeyResponse):
+    session: LoginResponse  # release is a full login: a new session and control token
 
 
 class Item(TypedDict):
@@ -401,6 +553,14 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     INTERNAL_ERROR = "internal_error"
     UNAVAILABLE = "unavailable"
+    DEVICE_LOST = "device_lost"
+    DEVICE_REMOVED = "device_removed"
+    DEVICE_STATE = "device_state"
+    ORDER_INVALID = "order_invalid"
+    ORDER_SIGNATURE_INVALID = "order_signature_invalid"
+    ORDER_REPLAYED = "order_replayed"
+    SIGNING_KEY_MISSING = "signing_key_missing"
+    REAUTH_REQUIRED = "reauth_required"
 
 
 class ApiError(TacitError):
@@ -554,6 +714,54 @@ class UnavailableError(ApiError):
     default_message = "the server is temporarily unavailable; retry shortly"
 
 
+class DeviceLostError(ApiError):
+    code = ErrorCode.DEVICE_LOST
+    http_status = 403
+    default_message = "this device has been marked lost by the account owner"
+
+
+class DeviceRemovedError(ApiError):
+    code = ErrorCode.DEVICE_REMOVED
+    http_status = 403
+    default_message = "this device has been removed from the account"
+
+
+class DeviceStateError(ApiError):
+    code = ErrorCode.DEVICE_STATE
+    http_status = 409
+    default_message = "that is not possible in the device's current state"
+
+
+class OrderInvalidError(ApiError):
+    code = ErrorCode.ORDER_INVALID
+    http_status = 400
+    default_message = "the order does not match the request or the server's clock"
+
+
+class OrderSignatureInvalidError(ApiError):
+    code = ErrorCode.ORDER_SIGNATURE_INVALID
+    http_status = 403
+    default_message = "the order is not signed by the account's signing key"
+
+
+class OrderReplayedError(ApiError):
+    code = ErrorCode.ORDER_REPLAYED
+    http_status = 409
+    default_message = "the order id was already used, or the order is older than the last"
+
+
+class SigningKeyMissingError(ApiError):
+    code = ErrorCode.SIGNING_KEY_MISSING
+    http_status = 409
+    default_message = "the account has no signing key registered"
+
+
+class ReauthRequiredError(ApiError):
+    code = ErrorCode.REAUTH_REQUIRED
+    http_status = 403
+    default_message = "this needs full re-authentication (a signed challenge and TOTP)"
+
+
 ERROR_CLASSES: dict[str, type[ApiError]] = {
     cls.code: cls
     for cls in (
@@ -580,6 +788,14 @@ ERROR_CLASSES: dict[str, type[ApiError]] = {
         RateLimitedError,
         ServerInternalError,
         UnavailableError,
+        DeviceLostError,
+        DeviceRemovedError,
+        DeviceStateError,
+        OrderInvalidError,
+        OrderSignatureInvalidError,
+        OrderReplayedError,
+        SigningKeyMissingError,
+        ReauthRequiredError,
     )
 }
 HTTP_STATUS: dict[str, int] = {code: cls.http_status for code, cls in ERROR_CLASSES.items()}

@@ -8,8 +8,9 @@ signature only the password's holder can make.
 
 Invariants:
 - KDF parameters below ``Settings.kdf_floor`` are refused (``kdf_too_weak``);
-- the TOTP secret and the recovery codes leave the server exactly once, in the sign-up
-  response; the codes are stored only as hashes;
+- the TOTP secret, the recovery codes and the device's first control token leave the
+  server exactly once, in the sign-up response; codes and token are stored only as
+  hashes;
 - ``kdf_params`` answers every well-formed username, with stable fake parameters (salt =
   HMAC(server secret, username)) when there is no such account, so the endpoint cannot be
   used to enumerate usernames. (Sign-up itself necessarily says when a name is taken.)
@@ -20,10 +21,10 @@ from __future__ import annotations
 import uuid
 
 from app.sync import protocol
-from app.sync.server import crypto, totp
+from app.sync.server import crypto, devices, totp
 from app.sync.server.context import ServerContext
-from app.sync.server.db import Tx, UniqueViolation
-from app.sync.server.schemas import DeviceIn, SignupIn
+from app.sync.server.db import UniqueViolation
+from app.sync.server.schemas import SignupIn
 
 FAKE_SALT_BYTES = 16
 
@@ -75,7 +76,7 @@ def signup(ctx: ServerContext, req: SignupIn) -> protocol.SignupResponse:
                 "INSERT INTO recovery_codes (account_id, code_hash) VALUES (?, ?)",
                 [(account_id, crypto.recovery_code_hash(code)) for code in codes],
             )
-            upsert_device(tx, account_id, req.device, now_ms=now)
+            control = devices.upsert_device(tx, account_id, req.device, now_ms=now)
     except UniqueViolation:
         # Two sign-ups for one name raced; the loser sees what it would have seen later.
         raise protocol.AccountExistsError() from None
@@ -85,6 +86,7 @@ def signup(ctx: ServerContext, req: SignupIn) -> protocol.SignupResponse:
             secret, username=req.username, origin=ctx.settings.origin
         ),
         "recovery_codes": codes,
+        "control_token": control,
     }
 
 
@@ -119,16 +121,3 @@ def kdf_params(ctx: ServerContext, username: str) -> protocol.KdfParamsResponse:
             "salt": protocol.b64encode(salt),
         }
     }
-
-
-def upsert_device(tx: Tx, account_id: str, device: DeviceIn, *, now_ms: int) -> None:
-    """Register a device, or refresh its name and public key (a device that re-keys)."""
-    tx.execute(
-        """INSERT INTO devices (account_id, id, name, public_key, created_at, last_seen_at)
-        VALUES (?, ?, ?, ?, ?, ?)
-        ON CONFLICT (account_id, id) DO UPDATE SET
-            name = excluded.name,
-            public_key = excluded.public_key,
-            last_seen_at = excluded.last_seen_at""",
-        (account_id, device.id, device.name, device.public_key, now_ms, now_ms),
-    )

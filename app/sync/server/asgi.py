@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.sync import protocol
-from app.sync.server import auth_routes, data_routes
+from app.sync.server import auth_routes, data_routes, device_routes
 from app.sync.server.context import ServerContext
 from app.sync.server.db import Database, StorageUnavailable, UniqueViolation, open_database
 from app.sync.server.middleware import BodyLimitMiddleware, CatchAllMiddleware, error_body
@@ -156,6 +156,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.add_middleware(CatchAllMiddleware)
     app.include_router(auth_routes.router)
     app.include_router(data_routes.router)
+    app.include_router(device_routes.router)
     _install_openapi(app)
     return app
 

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from app.sync import protocol
-from app.sync.server import accounts, login, sessions
+from app.sync.server import accounts, devices, login, sessions
 from app.sync.server.deps import Auth, Ctx, IpLimited, client_ip
 from app.sync.server.schemas import (
     ChallengeIn,
@@ -21,6 +21,7 @@ from app.sync.server.schemas import (
     HealthOut,
     KdfParamsResponseOut,
     LoginIn,
+    LoginOut,
     OkOut,
     RefreshIn,
     SessionTokensOut,
@@ -72,11 +73,10 @@ def auth_challenge(body: ChallengeIn, ctx: Ctx) -> protocol.ChallengeResponse:
     return login.create_challenge(ctx, body.username)
 
 
-@router.post(
-    "/auth/login", response_model=SessionTokensOut, dependencies=[IpLimited], tags=["auth"]
-)
-def auth_login(body: LoginIn, ctx: Ctx, request: Request) -> protocol.SessionTokens:
-    """Signed challenge + TOTP (or a recovery code) → a session for the device."""
+@router.post("/auth/login", response_model=LoginOut, dependencies=[IpLimited], tags=["auth"])
+def auth_login(body: LoginIn, ctx: Ctx, request: Request) -> protocol.LoginResponse:
+    """Signed challenge + TOTP (or a recovery code) → a session for the device, and a new
+    device control token. 403 ``device_lost`` / ``device_removed`` for such a device."""
     return login.login(ctx, body, client_ip(request))
 
 
@@ -97,5 +97,5 @@ def auth_logout(principal: Auth, ctx: Ctx) -> protocol.OkResponse:
 
 @router.get("/devices", response_model=list[DeviceOut], tags=["devices"])
 def list_devices(principal: Auth, ctx: Ctx) -> list[protocol.Device]:
-    """The account's registered devices."""
-    return sessions.list_devices(ctx, principal)
+    """The account's registered devices, with their state and latest order."""
+    return devices.list_devices(ctx, principal)

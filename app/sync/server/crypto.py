@@ -2,9 +2,11 @@
 touches ``cryptography`` or ``hmac``.
 
 The server never encrypts or decrypts user data (it holds none in plaintext). It needs
-only to verify Ed25519 login signatures, make random tokens and codes, hash tokens and
-recovery codes for storage, key pseudonyms (fake KDF salts, rate-limit keys) with an
-HMAC under the server secret, and compare secrets in constant time.
+only to verify Ed25519 signatures (logins, device orders, signing-key proofs), make
+random tokens and codes, hash tokens and recovery codes for storage, key pseudonyms (fake
+KDF salts, rate-limit keys) with an HMAC under the server secret, compare secrets in
+constant time, and seal the per-device escrow keys at rest (AES-256-GCM under a key
+derived from the server secret, bound to the account and device ids).
 
 Invariants: verification never raises on malformed input (it returns False); random
 values come from ``secrets``; nothing here logs or formats a secret.
@@ -16,8 +18,9 @@ import hashlib
 import hmac
 import secrets
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 TOKEN_BYTES = 32
 SERVER_SECRET_BYTES = 32
@@ -104,3 +107,36 @@ def keyed_hash(secret: bytes, label: str, value: str) -> bytes:
 
 def constant_time_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+_ESCROW_AD = b"tacit/v1/escrow-at-rest\x00"
+_NONCE_BYTES = 12
+
+
+def _escrow_cipher(secret: bytes) -> AESGCM:
+    return AESGCM(hmac.new(secret, b"escrow-at-rest", "sha256").digest())
+
+
+def _escrow_ad(account_id: str, device_id: str) -> bytes:
+    return _ESCROW_AD + account_id.encode("ascii") + b"\x00" + device_id.encode("ascii")
+
+
+def seal_escrow(secret: bytes, account_id: str, device_id: str, escrow_key: bytes) -> bytes:
+    """Encrypt an escrow key for storage: nonce (12 bytes) + AES-256-GCM ciphertext, with
+    the account and device ids as associated data (a row moved to another device fails
+    to open)."""
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    return nonce + _escrow_cipher(secret).encrypt(
+        nonce, escrow_key, _escrow_ad(account_id, device_id)
+    )
+
+
+def open_escrow(secret: bytes, account_id: str, device_id: str, sealed: bytes) -> bytes | None:
+    """The escrow key, or None when the stored value does not authenticate (tampered,
+    moved, or sealed under another server secret)."""
+    try:
+        return _escrow_cipher(secret).decrypt(
+            sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], _escrow_ad(account_id, device_id)
+        )
+    except (InvalidTag, ValueError):
+        return None

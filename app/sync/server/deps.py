@@ -1,20 +1,22 @@
 """FastAPI dependencies shared by the routes: the server context, the caller's IP rate
-limit, and bearer-token authentication.
+limit, bearer-token authentication, and device control-token authentication.
 
-Invariants: a route that touches account data depends on ``Auth`` (there is no other way
-to learn an account id); the token is read only from the ``Authorization: Bearer``
-header, never from a query string (which proxies log).
+Invariants: a route that touches account data depends on ``Auth`` or, for the few
+routes a device must reach without a session, ``Control`` (there is no other way to
+learn an account id); tokens are read only from headers (``Authorization: Bearer`` and
+``Tacit-Control-Token``), never from a query string (which proxies log).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
 from app.sync import protocol
-from app.sync.server import ratelimit, sessions
+from app.sync.server import devices, ratelimit, sessions
 from app.sync.server.context import ServerContext
+from app.sync.server.devices import DeviceCaller
 from app.sync.server.sessions import Principal
 
 MAX_TOKEN_CHARS = 256
@@ -65,3 +67,19 @@ def authenticate(request: Request, ctx: Ctx) -> Principal:
 
 
 Auth = Annotated[Principal, Depends(authenticate)]
+
+
+def authenticate_control(
+    ctx: Ctx,
+    control_token: Annotated[
+        str | None,
+        Header(
+            alias=protocol.CONTROL_TOKEN_HEADER,
+            description="the device control token from sign-up, login or escrow release",
+        ),
+    ] = None,
+) -> DeviceCaller:
+    return devices.authenticate_control(ctx, control_token)
+
+
+Control = Annotated[DeviceCaller, Depends(authenticate_control)]

@@ -14,6 +14,10 @@ Order of checks (each failure has its own stable code; see docs/PROTOCOL.md):
 Failures from 3 and 4 count against the username and the IP, in their own transaction,
 so the count survives the failed request. Success clears the username's count.
 
+``verify_owner`` is these four steps on their own: routes that demand full
+re-authentication in the same request (replacing the signing key, removing a device,
+releasing an escrow key) go through it, so they share the checks, counters and lockout.
+
 Invariants: the step check and the recovery-code use are single atomic statements
 (``UPDATE ... WHERE totp_last_step < ?`` and ``DELETE``), so two concurrent logins can
 never both use one code; nothing here logs or returns a secret.
@@ -21,13 +25,17 @@ never both use one code; nothing here logs or returns a secret.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from app.sync import protocol
-from app.sync.server import crypto, ratelimit, sessions, totp
-from app.sync.server.accounts import upsert_device
+from app.sync.server import crypto, devices, ratelimit, sessions, totp
 from app.sync.server.context import ServerContext
+from app.sync.server.db import Tx
 from app.sync.server.schemas import LoginIn
+
+T = TypeVar("T")
 
 # Failures that are guesses at a credential. An expired challenge or a missing second
 # factor guesses nothing, so it does not count towards a lockout.
@@ -67,12 +75,52 @@ def create_challenge(ctx: ServerContext, username: str) -> protocol.ChallengeRes
     }
 
 
-def login(ctx: ServerContext, req: LoginIn, client_ip: str) -> protocol.SessionTokens:
-    """Verify a login and open a session. Raises the ApiErrors listed in the module
-    docstring, plus RateLimitedError / AccountLockedError with ``retry_after``."""
-    settings = ctx.settings
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A signed challenge plus a second factor: what a login and a re-authentication
+    present (``LoginIn`` and ``ReauthIn`` both carry these fields)."""
+
+    challenge_id: str
+    signature: bytes
+    totp: str | None
+    recovery_code: str | None
+
+
+def login(ctx: ServerContext, req: LoginIn, client_ip: str) -> protocol.LoginResponse:
+    """Verify a login and open a session for the device (registering it, or refreshing its
+    name and key, and rotating its control token). Raises the ApiErrors listed in the
+    module docstring, RateLimitedError / AccountLockedError with ``retry_after``, and
+    DeviceLostError / DeviceRemovedError for a device the owner marked lost or removed
+    (checked after the credentials, so it reveals nothing to a guesser)."""
     now = ctx.now_ms()
-    user_key = ctx.pseudonym("login-user", req.username)
+    creds = Credentials(req.challenge_id, req.signature, req.totp, req.recovery_code)
+
+    def open_for_device(tx: Tx, account_id: str) -> protocol.LoginResponse:
+        devices.require_usable(tx, account_id, req.device.id)
+        control = devices.upsert_device(tx, account_id, req.device, now_ms=now)
+        tokens = sessions.open_session(ctx, tx, account_id, req.device.id, now_ms=now)
+        return {**tokens, "control_token": control}
+
+    return verify_owner(ctx, req.username, creds, client_ip, open_for_device, now_ms=now)
+
+
+def verify_owner(
+    ctx: ServerContext,
+    username: str,
+    creds: Credentials,
+    client_ip: str,
+    then: Callable[[Tx, str], T],
+    *,
+    now_ms: int,
+) -> T:
+    """Check steps 1-4 of the module docstring for ``username``; on success run
+    ``then(tx, account_id)`` inside the transaction that consumes the second factor and
+    return its result. If ``then`` raises, that transaction rolls back: the code is not
+    consumed. Used by login and by every route that demands full re-authentication.
+    Raises the ApiErrors listed in the module docstring."""
+    settings = ctx.settings
+    now = now_ms
+    user_key = ctx.pseudonym("login-user", username)
     ip_key = ctx.pseudonym("login-fail-ip", client_ip)
     with ctx.db.transaction() as tx:
         wait = ratelimit.over_limit(tx, ip_key, limit=settings.ip_failure_limit, now_ms=now)
@@ -85,14 +133,14 @@ def login(ctx: ServerContext, req: LoginIn, client_ip: str) -> protocol.SessionT
             raise protocol.AccountLockedError(retry_after=wait)
         challenge_row = tx.one(
             "SELECT username, challenge, expires_at FROM challenges WHERE id = ?",
-            (req.challenge_id,),
+            (creds.challenge_id,),
         )
         # Single use: the challenge dies here even if this login fails.
-        tx.execute("DELETE FROM challenges WHERE id = ?", (req.challenge_id,))
+        tx.execute("DELETE FROM challenges WHERE id = ?", (creds.challenge_id,))
         row = tx.one(
             """SELECT id, login_public_key, totp_secret, totp_last_step
             FROM accounts WHERE username = ?""",
-            (req.username,),
+            (username,),
         )
     account = (
         None
@@ -101,10 +149,10 @@ def login(ctx: ServerContext, req: LoginIn, client_ip: str) -> protocol.SessionT
             str(row[0]), bytes(row[1]), str(row[2]), None if row[3] is None else int(row[3])
         )
     )
-    if challenge_row is None or challenge_row[0] != req.username or int(challenge_row[2]) <= now:
+    if challenge_row is None or challenge_row[0] != username or int(challenge_row[2]) <= now:
         raise protocol.ChallengeExpiredError()
     try:
-        return _verify_and_open(ctx, req, account, bytes(challenge_row[1]), now)
+        return _verify(ctx, username, creds, account, bytes(challenge_row[1]), now, then)
     except _COUNTED:
         with ctx.db.transaction(durable=False) as tx:
             ratelimit.record_failure(
@@ -124,28 +172,34 @@ def login(ctx: ServerContext, req: LoginIn, client_ip: str) -> protocol.SessionT
         raise
 
 
-def _verify_and_open(
-    ctx: ServerContext, req: LoginIn, account: _Account | None, challenge: bytes, now: int
-) -> protocol.SessionTokens:
+def _verify(
+    ctx: ServerContext,
+    username: str,
+    creds: Credentials,
+    account: _Account | None,
+    challenge: bytes,
+    now: int,
+    then: Callable[[Tx, str], T],
+) -> T:
     message = protocol.login_message(ctx.settings.origin, challenge)
     # An unknown username is checked against a dummy key, so it fails after the same work
     # as a wrong signature (no timing difference to enumerate usernames with).
     public_key = account.login_public_key if account else crypto.DUMMY_PUBLIC_KEY
-    signature_ok = crypto.ed25519_verify(public_key, message, req.signature)
+    signature_ok = crypto.ed25519_verify(public_key, message, creds.signature)
     if account is None or not signature_ok:
         raise protocol.SignatureInvalidError()
-    if req.totp is not None and req.recovery_code is not None:
+    if creds.totp is not None and creds.recovery_code is not None:
         raise protocol.InvalidRequestError("send either totp or recovery_code, not both")
     step: int | None = None
     code_hash: bytes | None = None
-    if req.totp is not None:
-        step = totp.matching_step(account.totp_secret, req.totp, now_s=now / 1000)
+    if creds.totp is not None:
+        step = totp.matching_step(account.totp_secret, creds.totp, now_s=now / 1000)
         if step is None:
             raise protocol.TotpInvalidError()
         if account.totp_last_step is not None and step <= account.totp_last_step:
             raise protocol.TotpReplayedError()
-    elif req.recovery_code is not None:
-        code_hash = crypto.recovery_code_hash(req.recovery_code)
+    elif creds.recovery_code is not None:
+        code_hash = crypto.recovery_code_hash(creds.recovery_code)
     else:
         raise protocol.TotpRequiredError()
     with ctx.db.transaction() as tx:
@@ -165,6 +219,5 @@ def _verify_and_open(
             )
             if used != 1:
                 raise protocol.RecoveryCodeInvalidError()
-        ratelimit.clear_failures(tx, ctx.pseudonym("login-user", req.username))
-        upsert_device(tx, account.id, req.device, now_ms=now)
-        return sessions.open_session(ctx, tx, account.id, req.device.id, now_ms=now)
+        ratelimit.clear_failures(tx, ctx.pseudonym("login-user", username))
+        return then(tx, account.id)

@@ -184,6 +184,7 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # listening before "listening on …" is printed (uvicorn's backlog)
     except OSError:
         sock.close()
         raise

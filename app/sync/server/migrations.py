@@ -143,6 +143,46 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "devices: state, control tokens, signed orders, escrow keys; account signing key",
+        (
+            # The account signing key's PUBLIC half (Ed25519), registered by the client.
+            "ALTER TABLE accounts ADD COLUMN signing_public_key {blob}",
+            "ALTER TABLE accounts ADD COLUMN signing_key_registered_at {int}",
+            # state: active | lost | locked | wiped | removed. order_id: the latest order.
+            "ALTER TABLE devices ADD COLUMN state TEXT NOT NULL DEFAULT 'active'",
+            "ALTER TABLE devices ADD COLUMN order_id TEXT",
+            # SHA-256 of the device control token (survives session revocation).
+            "ALTER TABLE devices ADD COLUMN control_hash {blob}",
+            "CREATE UNIQUE INDEX devices_control_hash ON devices (control_hash)",
+            # Every order ever accepted (ids are never reused: replays are refused).
+            """CREATE TABLE device_orders (
+                account_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                device_id TEXT NOT NULL,
+                action TEXT NOT NULL,
+                issued_at {int} NOT NULL,
+                signature {blob} NOT NULL,
+                received_at {int} NOT NULL,
+                acked_at {int},
+                PRIMARY KEY (account_id, id),
+                FOREIGN KEY (account_id, device_id)
+                    REFERENCES devices (account_id, id) ON DELETE CASCADE
+            )""",
+            "CREATE INDEX device_orders_device ON device_orders (account_id, device_id)",
+            # AES-256-GCM(key derived from the server secret, escrow key), AD = ids.
+            """CREATE TABLE escrow_keys (
+                account_id TEXT NOT NULL,
+                device_id TEXT NOT NULL,
+                sealed {blob} NOT NULL,
+                created_at {int} NOT NULL,
+                PRIMARY KEY (account_id, device_id),
+                FOREIGN KEY (account_id, device_id)
+                    REFERENCES devices (account_id, id) ON DELETE CASCADE
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

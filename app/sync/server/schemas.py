@@ -164,6 +164,38 @@ class RefreshIn(_In):
     refresh_token: TokenText
 
 
+class ReauthIn(_In):
+    challenge_id: ShortText
+    signature: Signature
+    totp: TotpCode | None = None
+    recovery_code: ShortText | None = None
+
+
+class SigningKeyIn(_In):
+    public_key: PublicKey
+    proof: Signature
+    reauth: ReauthIn | None = None
+
+
+class DeviceOrderIn(_In):
+    v: Literal[1]
+    order_id: Uuid
+    account_id: Uuid
+    device_id: Uuid
+    action: Literal["lock", "wipe", "restore"]
+    issued_at: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class SignedOrderIn(_In):
+    order: DeviceOrderIn
+    signature: Signature
+
+
+class OrderAckIn(_In):
+    order_id: Uuid
+    state: Literal["locked", "wiped"]
+
+
 class PushItemIn(_In):
     id: Uuid
     kind: Kind
@@ -203,6 +235,7 @@ class SignupOut(_Out):
     account_id: str
     totp_uri: str
     recovery_codes: list[str]
+    control_token: str
 
 
 class KdfParamsResponseOut(_Out):
@@ -225,8 +258,20 @@ class SessionTokensOut(_Out):
     refresh_expires_at: str
 
 
+class LoginOut(SessionTokensOut):
+    control_token: str
+
+
 class OkOut(_Out):
     ok: bool
+
+
+class DeviceOrderSummaryOut(_Out):
+    id: str
+    action: Literal["lock", "wipe", "restore"]
+    issued_at: str
+    received_at: str
+    acked_at: str | None
 
 
 class DeviceOut(_Out):
@@ -236,6 +281,36 @@ class DeviceOut(_Out):
     created_at: str
     last_seen_at: str
     current: bool
+    state: Literal["active", "lost", "locked", "wiped", "removed"]
+    order: DeviceOrderSummaryOut | None
+
+
+class DeviceOrderOut(_Out):
+    v: int
+    order_id: str
+    account_id: str
+    device_id: str
+    action: Literal["lock", "wipe", "restore"]
+    issued_at: str
+
+
+class SignedOrderOut(_Out):
+    order: DeviceOrderOut
+    signature: str
+
+
+class SigningKeyOut(_Out):
+    public_key: str
+    registered_at: str
+
+
+class EscrowKeyOut(_Out):
+    escrow_key: str
+    created_at: str
+
+
+class EscrowReleaseOut(EscrowKeyOut):
+    session: LoginOut
 
 
 class ItemOut(_Out):

@@ -1,4 +1,5 @@
-"""Sessions: bearer tokens, their rotation and revocation, and the device registry.
+"""Sessions: bearer tokens, their rotation and revocation (the device registry is
+``devices.py``).
 
 A login opens one session (a "family") for one device: an access token (≤ 1 h) and a
 refresh token (≤ 30 days from its issue). Both are 32 random bytes; the database stores
@@ -7,7 +8,9 @@ token; presenting a retired refresh token again means it was copied, so the whol
 is revoked (``token_reused``). A new login from a device ends that device's older
 sessions.
 
-Invariants: a token is valid only while its hash is in ``sessions`` and unexpired; the
+Invariants: a token is valid only while its hash is in ``sessions``, unexpired, and its
+device is ``active`` (an order that marks a device lost also deletes its sessions; the
+state check is the belt to those braces); the
 rotation is a single conditional UPDATE, so two concurrent refreshes with one token
 cannot both succeed (the loser is treated as reuse); revocation commits before the error
 is returned; ``last_seen_at`` is written at most once per ``last_seen_resolution_s`` per
@@ -81,6 +84,17 @@ def _revoke(tx: Tx, session_id: str) -> None:
     tx.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
 
+def revoke_device(tx: Tx, account_id: str, device_id: str) -> int:
+    """End every session of a device at once (access and refresh tokens, and the record
+    of its retired refresh tokens). Returns how many sessions ended."""
+    rows = tx.all(
+        "SELECT id FROM sessions WHERE account_id = ? AND device_id = ?", (account_id, device_id)
+    )
+    for (session_id,) in rows:
+        _revoke(tx, str(session_id))
+    return len(rows)
+
+
 def authenticate(ctx: ServerContext, access_token: str) -> Principal:
     """The principal behind an access token. Also counts the request against the
     account's rate limit and refreshes the device's last-seen time (coarsely).
@@ -93,7 +107,7 @@ def authenticate(ctx: ServerContext, access_token: str) -> Principal:
             """SELECT s.id, s.account_id, s.device_id, s.access_expires_at, d.last_seen_at
             FROM sessions s
             JOIN devices d ON d.account_id = s.account_id AND d.id = s.device_id
-            WHERE s.access_hash = ?""",
+            WHERE s.access_hash = ? AND d.state = 'active'""",
             (crypto.token_hash(access_token),),
         )
         if row is None:
@@ -131,8 +145,9 @@ def refresh(ctx: ServerContext, refresh_token: str) -> protocol.SessionTokens:
     reused = False
     with ctx.db.transaction() as tx:
         row = tx.one(
-            """SELECT id, account_id, device_id, refresh_expires_at FROM sessions
-            WHERE refresh_hash = ?""",
+            """SELECT s.id, s.account_id, s.device_id, s.refresh_expires_at FROM sessions s
+            JOIN devices d ON d.account_id = s.account_id AND d.id = s.device_id
+            WHERE s.refresh_hash = ? AND d.state = 'active'""",
             (old_hash,),
         )
         if row is not None:
@@ -178,23 +193,3 @@ def logout(ctx: ServerContext, principal: Principal) -> None:
     """End the caller's session (both tokens die at once)."""
     with ctx.db.transaction() as tx:
         _revoke(tx, principal.session_id)
-
-
-def list_devices(ctx: ServerContext, principal: Principal) -> list[protocol.Device]:
-    with ctx.db.transaction(write=False) as tx:
-        rows = tx.all(
-            """SELECT id, name, public_key, created_at, last_seen_at FROM devices
-            WHERE account_id = ? ORDER BY created_at, id""",
-            (principal.account_id,),
-        )
-    return [
-        {
-            "id": str(r[0]),
-            "name": str(r[1]),
-            "public_key": protocol.b64encode(bytes(r[2])),
-            "created_at": protocol.format_time(int(r[3])),
-            "last_seen_at": protocol.format_time(int(r[4])),
-            "current": str(r[0]) == principal.device_id,
-        }
-        for r in rows
-    ]

@@ -92,6 +92,10 @@ class Settings:
     sqlite_pool_size: int = 8
     # device.last_seen_at is written at most this often per device (keeps reads cheap)
     last_seen_resolution_s: int = 60
+    # how often a waiting GET /v1/devices/self/order looks for a new order (the database
+    # is the only channel between app processes, so it is polled; 0.5 s keeps the
+    # delivery well inside the 5 s promise)
+    order_poll_interval_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 < self.access_ttl_s <= 3600:
@@ -108,6 +112,8 @@ class Settings:
             raise ValueError("max_chunk_bytes exceeds the protocol limit")
         if self.lockout_failures < 1 or self.lockout_s < 1:
             raise ValueError("lockout_failures and lockout_s must be positive")
+        if not 0 < self.order_poll_interval_s <= 2:
+            raise ValueError("order_poll_interval_s must be in (0, 2]")
         if self.pg_pool_size < 1 or self.sqlite_pool_size < 1:
             raise ValueError("pool sizes must be positive")
         if protocol.canonical_origin(self.origin) != self.origin:

@@ -39,6 +39,8 @@ PG_USER = "postgres"
 # Tables emptied between tests on the shared PostgreSQL database (not the schema
 # bookkeeping or the server secret).
 DATA_TABLES = (
+    "device_orders",
+    "escrow_keys",
     "attachment_chunks",
     "items",
     "sessions",

@@ -1,6 +1,8 @@
 """Cross-account isolation on every authenticated route, table-driven: account B's token
 never reads, changes or deletes anything of account A's, and without a token every such
-route is 401. A test keeps the table in step with the app's route list."""
+route is 401; expired and revoked credentials are refused on every route. A test keeps
+the table in step with the app's route list. Routes a device reaches with its control
+token (``auth="control"``) are in the same table."""
 
 from __future__ import annotations
 
@@ -12,10 +14,27 @@ from typing import Any
 import pytest
 
 from app.sync import protocol
-from tests.sync.server.helpers import Account, Api, error_code
+from tests.sync.server.device_helpers import (
+    first_device,
+    login_device,
+    order,
+    proof,
+    register_signing_key,
+    send_order,
+    signed,
+)
+from tests.sync.server.helpers import Account, Api, error_code, raw_public_key
 
 CANARY = b"A-ONLY-CIPHERTEXT-7f3a"
 CHUNK_CANARY = b"A-ONLY-CHUNK-91c2"
+
+
+# A well-formed re-authentication body that verifies nothing.
+DUMMY_REAUTH = {
+    "challenge_id": "no-such-challenge",
+    "signature": protocol.b64encode(bytes(64)),
+    "totp": "000000",
+}
 
 
 @dataclass
@@ -25,6 +44,24 @@ class World:
     item_id: str
     etag: str
     attachment_id: str
+    a_device_id: str = "00000000-0000-4000-8000-00000000000a"  # A's second device
+    a_order_id: str = "00000000-0000-4000-8000-00000000000b"  # its pending lock order
+    a_signing_key: str = ""  # base64 public key
+    b_signing_body: dict[str, Any] | None = None  # B's own key, with its proof
+    b_order_body: dict[str, Any] | None = None  # signed by B, for A's device
+    b_control: str = ""
+
+
+def _dummy_order(w: World) -> dict[str, Any]:
+    body = {
+        "v": 1,
+        "order_id": w.a_order_id,
+        "account_id": w.a_device_id,
+        "device_id": w.a_device_id,
+        "action": "lock",
+        "issued_at": "2026-01-05T09:00:00.000Z",
+    }
+    return {"order": body, "signature": protocol.b64encode(bytes(64))}
 
 
 @dataclass(frozen=True)
@@ -35,6 +72,7 @@ class Case:
     body: Callable[[World], dict[str, Any]] | None = None
     content: bytes | None = None
     allowed: frozenset[int] = frozenset({404})  # statuses B may see
+    auth: str = "bearer"  # or "control": the device control token header
 
 
 def _push_item(w: World, expected: str | None) -> dict[str, Any]:
@@ -101,6 +139,58 @@ CASES = [
         allowed=frozenset({200}),  # deletes the chunk B put above in B's space, only that
     ),
     Case("GET", "/v1/devices", lambda w: protocol.PATH_DEVICES, allowed=frozenset({200})),
+    Case(
+        "GET",
+        "/v1/account/signing-key",
+        lambda w: protocol.PATH_SIGNING_KEY,
+        allowed=frozenset({200}),  # B's own key
+    ),
+    Case(
+        "PUT",
+        "/v1/account/signing-key",
+        lambda w: protocol.PATH_SIGNING_KEY,
+        body=lambda w: w.b_signing_body or {"public_key": w.a_signing_key or "", "proof": ""},
+        allowed=frozenset({200}),  # B's own key again: a no-op
+    ),
+    Case(
+        "POST",
+        "/v1/devices/{device_id}/orders",
+        lambda w: protocol.device_orders_path(w.a_device_id),
+        body=lambda w: w.b_order_body or _dummy_order(w),
+    ),
+    Case(
+        "POST",
+        "/v1/devices/{device_id}/remove",
+        lambda w: protocol.device_remove_path(w.a_device_id),
+        body=lambda w: DUMMY_REAUTH,
+    ),
+    Case(
+        "GET",
+        "/v1/devices/self/order",
+        lambda w: protocol.PATH_SELF_ORDER,
+        allowed=frozenset({204}),  # B's device has no order; A's is never shown
+        auth="control",
+    ),
+    Case(
+        "POST",
+        "/v1/devices/self/order/ack",
+        lambda w: protocol.PATH_SELF_ORDER_ACK,
+        body=lambda w: {"order_id": w.a_order_id, "state": "locked"},
+        auth="control",
+    ),
+    Case(
+        "POST",
+        "/v1/devices/self/escrow/release",
+        lambda w: protocol.PATH_SELF_ESCROW_RELEASE,
+        body=lambda w: DUMMY_REAUTH,
+        auth="control",  # B's device has no escrow key (A's has one): 404
+    ),
+    Case(
+        "POST",
+        "/v1/devices/self/escrow",
+        lambda w: protocol.PATH_SELF_ESCROW,
+        allowed=frozenset({200}),  # B's own device's key
+    ),
     Case("POST", "/v1/auth/logout", lambda w: protocol.PATH_AUTH_LOGOUT, allowed=frozenset({200})),
 ]
 
@@ -132,7 +222,33 @@ def _world(api: Api) -> World:
     api.put(
         protocol.chunk_path(attachment_id, 0), token=a.tokens["access_token"], content=CHUNK_CANARY
     )
-    return World(a, b, item_id, r.json()["etag"], attachment_id)
+    # A: a signing key, a second device with an escrow key and a pending lock order.
+    a_key = register_signing_key(api, a)
+    a_two = login_device(api, a)
+    assert api.post(protocol.PATH_SELF_ESCROW, token=a_two.access).status_code == 200
+    assert send_order(api, a, first_device(a), a_two, "lock", a_key).status_code == 200
+    pending = api.get(protocol.PATH_SELF_ORDER, headers=a_two.control).json()
+    # B: its own signing key; an order it signed for A's device.
+    b_key = register_signing_key(api, b)
+    b_signing_body = {
+        "public_key": protocol.b64encode(raw_public_key(b_key)),
+        "proof": proof(b_key, b.account_id),
+    }
+    b_control = login_device(api, b, b.device).tokens
+    b.tokens = b_control
+    return World(
+        a,
+        b,
+        item_id,
+        r.json()["etag"],
+        attachment_id,
+        a_device_id=a_two.id,
+        a_order_id=pending["order"]["order_id"],
+        a_signing_key=protocol.b64encode(raw_public_key(a_key)),
+        b_signing_body=b_signing_body,
+        b_order_body=signed(order(api, b, a_two.id, "wipe"), b_key),
+        b_control=b_control["control_token"],
+    )
 
 
 def _snapshot(api: Api, w: World) -> tuple[Any, ...]:
@@ -141,12 +257,21 @@ def _snapshot(api: Api, w: World) -> tuple[Any, ...]:
         api.get(protocol.PATH_ITEMS, token=token).json()["items"],
         api.get(protocol.attachment_path(w.attachment_id), token=token).json(),
         api.get(protocol.chunk_path(w.attachment_id, 0), token=token).content,
-        [d["id"] for d in api.get(protocol.PATH_DEVICES, token=token).json()],
+        [
+            (d["id"], d["state"], d["order"])
+            for d in api.get(protocol.PATH_DEVICES, token=token).json()
+        ],
+        api.get(protocol.PATH_SIGNING_KEY, token=token).json(),
     )
 
 
 def _send(api: Api, case: Case, w: World, token: str | None) -> Any:
-    kwargs: dict[str, Any] = {"token": token}
+    kwargs: dict[str, Any] = {}
+    if case.auth == "control":
+        if token is not None:
+            kwargs["headers"] = {protocol.CONTROL_TOKEN_HEADER: token}
+    else:
+        kwargs["token"] = token
     if case.body is not None:
         kwargs["json"] = case.body(w)
     if case.content is not None:
@@ -168,11 +293,13 @@ def test_account_b_cannot_touch_account_a(api: Api) -> None:
     for case in CASES:
         if case.template == "/v1/auth/logout":
             continue  # run last: it ends B's session
-        r = _send(api, case, w, w.b.tokens["access_token"])
+        r = _send(api, case, w, _credential(case, w.b.tokens))
         assert r.status_code in case.allowed, (case, r.status_code, r.text)
         assert CANARY not in r.content and protocol.b64encode(CANARY).encode() not in r.content
         assert CHUNK_CANARY not in r.content
         assert w.a.device["id"] not in r.text
+        assert w.a_device_id not in r.text and w.a_order_id not in r.text
+        assert w.a_signing_key not in r.text
     # B's view of the world holds only B's things.
     b_items = api.get(protocol.PATH_ITEMS, token=w.b.tokens["access_token"]).json()["items"]
     assert [i["key_id"] for i in b_items] == ["b-key"]
@@ -199,4 +326,44 @@ def test_every_account_route_needs_a_token(api: Api, case: Case) -> None:
     )
     for token in (None, "forged-token"):
         r = _send(api, case, w, token)
+        assert (r.status_code, error_code(r)) == (401, "unauthorized"), case
+
+
+def _credential(case: Case, tokens: dict[str, str]) -> str:
+    return tokens["control_token"] if case.auth == "control" else tokens["access_token"]
+
+
+def test_expired_and_revoked_credentials_are_refused_everywhere(api: Api) -> None:
+    w = _world(api)
+    old_b = dict(w.b.tokens)
+    # Revoked: B's device signs in again (its control token and session are replaced),
+    # then B logs out (the new session ends too).
+    b_new = login_device(api, w.b, w.b.device)
+    assert api.post(protocol.PATH_AUTH_LOGOUT, token=b_new.access).status_code == 200
+    for case in CASES:
+        credentials = [old_b] if case.auth == "control" else [old_b, b_new.tokens]
+        for tokens in credentials:  # (a control token outlives a logout, by design)
+            r = _send(api, case, w, _credential(case, tokens))
+            assert (r.status_code, error_code(r)) == (401, "unauthorized"), (case, r.text)
+    a_one = first_device(w.a)
+    # Expired: every access token dies after an hour (control tokens have no expiry, so
+    # a control route with an expired bearer token is still "no such control token").
+    fresh = login_device(api, w.a, a_one.info)
+    api.clock.advance(3601)
+    for case in CASES:
+        r = _send(api, case, w, fresh.access)
+        expected = "unauthorized" if case.auth == "control" else "token_expired"
+        assert (r.status_code, error_code(r)) == (401, expected), (case, r.text)
+
+
+def test_a_locked_device_is_refused_on_every_session_route(api: Api) -> None:
+    a = api.account("alice")
+    key = register_signing_key(api, a)
+    two = login_device(api, a)
+    assert send_order(api, a, first_device(a), two, "lock", key).status_code == 200
+    w = World(a, a, str(uuid.uuid4()), "0" * 64, str(uuid.uuid4()), a_device_id=two.id)
+    for case in CASES:
+        if case.auth == "control":
+            continue
+        r = _send(api, case, w, two.access)
         assert (r.status_code, error_code(r)) == (401, "unauthorized"), case
