@@ -8,7 +8,8 @@ What it owns:
 - where the session lives: the refresh token in the OS keychain through ``keyring``
   (service ``tacit``, account ``sync-refresh:<vault id>``) when one works, otherwise
   inside the vault (SQLCipher, ``meta``); the short-lived access token inside the vault.
-  Never in a plaintext file.
+  Never in a plaintext file: a keyring backend that is not an OS keychain (e.g.
+  keyrings.alt's file backends) counts as none.
 
 Everything else the account needs (server URL, username, account id, KDF parameters,
 the master key and the device key) is kept inside the vault too: encrypted at rest, and
@@ -25,6 +26,7 @@ from app.sync import protocol
 from app.sync.client import Session
 from app.vault import crypto
 from app.vault.crypto import KdfParams
+from app.vault.keychain import is_os_keychain
 from app.vault.syncstore import SyncStore
 
 if TYPE_CHECKING:
@@ -73,7 +75,8 @@ def kdf_from_wire(doc: Any) -> tuple[KdfParams, bytes]:
 
 class _Keyring:
     """The OS keychain through keyring (the pattern of app.vault.keychain.OsKeychain):
-    failures mean "no keychain", never an error."""
+    failures mean "no keychain", never an error; so does a backend that is not an OS
+    keychain (``is_os_keychain``)."""
 
     def _backend(self) -> keyring.backend.KeyringBackend | None:
         try:
@@ -82,10 +85,7 @@ class _Keyring:
             backend = keyring.get_keyring()
         except Exception:
             return None
-        name = type(backend).__module__
-        if name.startswith(("keyring.backends.fail", "keyring.backends.null")):
-            return None
-        return backend
+        return backend if is_os_keychain(backend) else None
 
     def get(self, account: str) -> str | None:
         backend = self._backend()

@@ -41,6 +41,26 @@ class Keychain(Protocol):
     def delete(self, vault_id: str) -> None: ...
 
 
+# The keyring backends that are an OS keychain (Secret Service, macOS Keychain, Windows
+# Credential Manager, KWallet). keyring can also be set up (keyrings.alt installed, a
+# keyringrc.cfg, PYTHON_KEYRING_BACKEND) with a backend that writes a plaintext file;
+# anything not listed here counts as "no keychain", so the token stays inside the vault.
+OS_KEYCHAIN_BACKENDS = (
+    "keyring.backends.SecretService", "keyring.backends.libsecret", "keyring.backends.macOS",
+    "keyring.backends.Windows", "keyring.backends.kwallet",
+)  # fmt: skip
+
+
+def is_os_keychain(backend: object) -> bool:
+    """Whether a keyring backend keeps secrets in the OS keychain (a chain of backends
+    only if every one of them does)."""
+    name = type(backend).__module__
+    if name == "keyring.backends.chainer":
+        chained = list(getattr(backend, "backends", None) or ())
+        return bool(chained) and all(is_os_keychain(b) for b in chained)
+    return any(name == m or name.startswith(m + ".") for m in OS_KEYCHAIN_BACKENDS)
+
+
 class OsKeychain:
     """The platform keychain through ``keyring``'s configured backend."""
 
@@ -51,11 +71,9 @@ class OsKeychain:
             backend = keyring.get_keyring()
         except Exception:  # a misconfigured backend must not stop the app
             return None
-        # The fail/null backends mean "no keychain here"; priority <= 0 likewise.
-        name = type(backend).__module__
-        if name.startswith(("keyring.backends.fail", "keyring.backends.null")):
-            return None
-        return backend
+        # Only a real OS keychain counts: a backend that writes a plaintext file (or
+        # the fail/null ones) means "no keychain here" (is_os_keychain).
+        return backend if is_os_keychain(backend) else None
 
     def available(self) -> bool:
         return self._backend() is not None

@@ -275,3 +275,40 @@ def _read_listening_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> 
         _, err = proc.communicate(timeout=10)
         raise AssertionError(f"the server did not start: {ready!r}\n{err[-3000:]}")
     return ready[0]
+
+
+@contextlib.contextmanager
+def running_server_from_ca(
+    ca: Any, tmp_path: Path, *, port: int = 0, db_url: str | None = None
+) -> Iterator[RunningServer]:
+    """Like ``running_server``, but with a given ``trustme.CA``, port and database: each
+    call issues a new certificate (with a new key) from that CA, so a server can be
+    restarted on the same URL, trusted by the same CA file, with a different key."""
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    cert_file, key_file, ca_file = (tmp_path / n for n in ("cert.pem", "key.pem", "ca.pem"))
+    cert.private_key_pem.write_to_path(str(key_file))
+    cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    ca.cert_pem.write_to_path(str(ca_file))
+    db_url = db_url or f"sqlite:///{tmp_path / 'server.sqlite3'}"
+    env = {**os.environ, "TACIT_INSECURE_TEST_KDF": "1", "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-m", "app.sync.server", "--db", db_url, "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--tls-cert", str(cert_file), "--tls-key", str(key_file)]
+    proc = subprocess.Popen(
+        argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        line = _read_listening_line(proc)
+        url = line.split("listening on ", 1)[1].split(" ", 1)[0]
+        yield RunningServer(url, ca_file, db_url, proc)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
