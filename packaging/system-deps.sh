@@ -2,12 +2,13 @@
 # System packages the app and its tests need on Debian/Ubuntu, installed when missing.
 # Qt's offscreen platform needs EGL/GL, xkbcommon, fontconfig and a font; the keychain
 # test needs a real Secret Service (gnome-keyring) on a private D-Bus session; the sync
-# server tests start a throwaway PostgreSQL cluster from the postgresql binaries.
+# server tests start a throwaway PostgreSQL cluster from the postgresql binaries; the
+# /account web page test drives Debian's Chromium (/usr/bin/chromium) through Playwright.
 # Idempotent and quick when everything is present. Elsewhere it only says what to do.
 set -euo pipefail
 
 PACKAGES=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3
-          fonts-dejavu-core dbus gnome-keyring postgresql)
+          fonts-dejavu-core dbus gnome-keyring postgresql chromium)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "system-deps: not a Debian-like system; install Qt's runtime libraries," \
