@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 
 from app.errors import TacitError
+from app.sync.service import SyncService
 from app.ui.clipboard import ClipboardGuard
 from app.ui.firstrun import FirstRunWindow
 from app.ui.idle import ActivityFilter, IdleWatcher
@@ -35,6 +36,7 @@ from app.ui.prefs import Preferences, PreferenceStore
 from app.ui.qt import QApplication, QGuiApplication, QObject, QTimer, Signal
 from app.ui.session import SessionWatcher
 from app.ui.settings_dialog import SettingsDialog
+from app.ui.syncing import SyncDriver, SyncFactory
 from app.ui.theme import ThemeManager
 from app.ui.unlock import UnlockWindow
 from app.vault.models import LockReason, RecordChanged, VaultEvent, VaultLocked, VaultUnlocked
@@ -65,6 +67,7 @@ class AppController(QObject):
         session: SessionWatcher | None = None,
         install_hooks: bool = True,
         idle_poll_ms: int = 1000,
+        sync_factory: SyncFactory | None = None,
     ) -> None:
         super().__init__()
         self.app = app
@@ -78,6 +81,8 @@ class AppController(QObject):
         app.setQuitOnLastWindowClosed(False)  # lock closes windows; we quit explicitly
 
         self.runner = OpRunner(self)
+        # Background sync: its own one-thread runner, started at unlock, stopped at lock.
+        self.sync = SyncDriver(service, factory=sync_factory or SyncService, parent=self)
         self.clipboard = ClipboardGuard(
             QGuiApplication.clipboard(), self.prefs.clipboard_seconds * 1000, self
         )
@@ -172,6 +177,8 @@ class AppController(QObject):
         self.main_window = window
         window.show()
         window.start()
+        window.attach_sync(self.sync)
+        self.sync.start()
         self.idle.start()
         self.main_window_shown.emit()
 
@@ -185,8 +192,10 @@ class AppController(QObject):
             if not self._quitting and not self._in_lock:
                 self._show_unlock()  # the service locked by itself; lock() shows it itself
             self.locked.emit()
-        elif isinstance(event, RecordChanged) and self.main_window is not None:
-            self.main_window.on_record_changed(event)
+        elif isinstance(event, RecordChanged):
+            self.sync.on_vault_event(event)  # a local change: sync after the debounce
+            if self.main_window is not None:
+                self.main_window.on_record_changed(event)
 
     # -- lock --------------------------------------------------------------------------
     def lock(self, reason: LockReason = LockReason.USER, *, minimized: bool = False) -> None:
@@ -223,6 +232,7 @@ class AppController(QObject):
             log.warning("the audit trail could not be written")
 
     def _teardown(self) -> None:
+        self.sync.stop()  # before the vault closes: an in-flight sync's result is dropped
         self.idle.stop()
         self.audit_timer.stop()
         self.runner.cancel_all()
@@ -288,6 +298,7 @@ class AppController(QObject):
         self._teardown()
         self.service.lock(LockReason.QUIT)
         self.runner.wait(5000)
+        self.sync.wait(5000)
         self.unlock_window.prepare_quit()
         self.unlock_window.close()
         if self.first_run is not None:

@@ -42,6 +42,8 @@ LEGEND = "Added words are underlined on green; removed words are struck through 
 def revision_label(revision: Revision) -> str:
     when = revision.saved_at.replace("T", " ")[:16]
     suffix = " (current)" if revision.current else ""
+    if revision.conflict:
+        suffix += " (conflict: from another device)"
     return f"Revision {revision.revision} — {when} UTC — {revision.author}{suffix}"
 
 

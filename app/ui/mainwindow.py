@@ -22,9 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.errors import TacitError
+from app.ui.account_dialog import AccountDialog
 from app.ui.audit_viewer import AuditWindow
 from app.ui.clientpane import ClientPane
 from app.ui.clipboard import ClipboardGuard
+from app.ui.conflicts_dialog import ConflictsDialog
 from app.ui.dialogs import ClientDialog, ClientFields, NewNoteDialog
 from app.ui.editor import NoteEditor
 from app.ui.history import HistoryDialog
@@ -49,12 +51,15 @@ from app.ui.qt import (
     QSplitter,
     QStackedWidget,
     Qt,
+    QToolButton,
     QVBoxLayout,
     QWidget,
     Signal,
 )
 from app.ui.search import HtmlDelegate, SearchController, SearchModel
 from app.ui.signing import SigningFlow
+from app.ui.syncing import SyncDriver, SyncStatus
+from app.ui.templates_dialog import TemplatesDialog
 from app.ui.widgets import BusyBar, named, wipe_widgets
 from app.vault.models import LockReason, RecordChanged, Template
 from app.vault.service import VaultService
@@ -98,6 +103,9 @@ class MainWindow(QMainWindow):
         self._runner = runner
         self._clipboard = clipboard
         self.audit_window: AuditWindow | None = None
+        self.sync: SyncDriver | None = None  # attached after unlock (attach_sync)
+        self.account_dialog: AccountDialog | None = None
+        self.conflicts_dialog: ConflictsDialog | None = None
         self._tearing_down = False
         self._open_when_ready = False
         self.setWindowTitle("Tacit")
@@ -148,7 +156,18 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(8, 6, 8, 4)
         layout.addWidget(splitter)
         self.setCentralWidget(body)
+        self.sync_label = named(QLabel("Sync is off", self), "Sync status")
+        self.sync_label.setObjectName("syncStatus")
+        self.sync_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.conflicts_button = named(
+            QToolButton(self), "Sync conflicts", "Notes edited on two devices at once"
+        )
+        self.conflicts_button.setObjectName("conflictsBadge")
+        self.conflicts_button.setAutoRaise(True)
+        self.conflicts_button.hide()
         self.idle_label = QLabel(self)
+        self.statusBar().addPermanentWidget(self.conflicts_button)
+        self.statusBar().addPermanentWidget(self.sync_label)
         self.statusBar().addPermanentWidget(self.idle_label)
 
         self._build_actions()
@@ -198,6 +217,10 @@ class MainWindow(QMainWindow):
         self.add_client_action = self._action("&Add client…", "Ctrl+Shift+N", self.add_client)
         self.edit_client_action = self._action("&Edit client…", None, self.edit_client)
         self.discharge_action = self._action("&Discharge client…", None, self.discharge_client)
+        self.account_action = self._action("Sync &account…", None, self.show_account)
+        self.sync_now_action = self._action("Sync &now", None, self.sync_now)
+        self.conflicts_action = self._action("Sync &conflicts…", None, self.show_conflicts)
+        self.templates_action = self._action("Note &templates…", None, self.show_templates)
         focus = [
             self._action("Go to &clients", "Ctrl+1", self.client_pane.filter.setFocus),
             self._action("Go to &notes", "Ctrl+2", self.notes_view.setFocus),
@@ -218,6 +241,8 @@ class MainWindow(QMainWindow):
         for action in (self.history_action, self.sign_action, self.addendum_action,
                        self.verify_action):  # fmt: skip
             note_menu.addAction(action)
+        note_menu.addSeparator()
+        note_menu.addAction(self.templates_action)
         client_menu = menus.addMenu("&Client")
         for action in (self.add_client_action, self.edit_client_action, self.discharge_action):
             client_menu.addAction(action)
@@ -226,6 +251,9 @@ class MainWindow(QMainWindow):
             view_menu.addAction(action)
         view_menu.addSeparator()
         view_menu.addAction(self.audit_action)
+        account_menu = menus.addMenu("&Account")
+        for action in (self.account_action, self.sync_now_action, self.conflicts_action):
+            account_menu.addAction(action)
 
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolbar")
@@ -259,6 +287,7 @@ class MainWindow(QMainWindow):
         self.editor.addendum_requested.connect(self.signing.add_addendum)
         self.editor.verify_requested.connect(self.signing.verify)
         self.editor.state_changed.connect(self._update_note_actions)
+        self.conflicts_button.clicked.connect(self.show_conflicts)
         self._update_note_actions()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -288,6 +317,10 @@ class MainWindow(QMainWindow):
         audit, self.audit_window = self.audit_window, None
         if audit is not None:
             audit.wipe()
+        for dialog in (self.account_dialog, self.conflicts_dialog):
+            if dialog is not None:
+                dialog.wipe()
+        self.account_dialog = self.conflicts_dialog = None
         for child in self.findChildren(QWidget):
             if child.isWindow() and child is not self:
                 child.close()  # dialogs: history, client, new note, addendum, settings, audit
@@ -379,6 +412,7 @@ class MainWindow(QMainWindow):
             self.client_pane.reload()
             self.notes.refresh()
             self.notes.select_note(self.editor.note_id)
+            self.editor.reload()  # pulled from another device (never over unsaved text)
             return
         try:
             note = self._service.get_note(event.id, record_view=False)  # a refresh
@@ -515,3 +549,80 @@ class MainWindow(QMainWindow):
         self.search_field.clear()  # back to the notes list
         self.open_note(result.hit.id, result.hit.client_id)
         self.editor.body.setFocus()
+
+    # -- sync --------------------------------------------------------------------------
+    def attach_sync(self, driver: SyncDriver) -> None:
+        """Show ``driver``'s status in the status bar (after unlock)."""
+        self.sync = driver
+        driver.status_changed.connect(self._show_sync_status)
+        self._show_sync_status(driver.status)
+
+    def _show_sync_status(self, status: SyncStatus) -> None:
+        if self._tearing_down or self.sync is None:
+            return
+        text = self.sync.text()
+        self.sync_label.setText(text)
+        self.sync_label.setAccessibleDescription(text)
+        count = status.conflicts
+        self.conflicts_button.setText(f"⚠ {count} conflict{'s' * (count != 1)}")
+        self.conflicts_button.setVisible(count > 0)
+
+    def sync_now(self) -> None:
+        if self.sync is None or not self.sync.active:
+            return
+        if self.editor.dirty:
+            self.editor.autosave(wait_if_busy=False)  # so the sync carries what was typed
+        self.sync.sync_now()
+
+    def show_account(self) -> AccountDialog | None:
+        """Account ▸ Sync account… (one dialog; a second call brings it forward)."""
+        if self.sync is None:
+            return None
+        dialog = self.account_dialog
+        if dialog is None:
+            dialog = AccountDialog(self.sync, self._clipboard, self)
+            dialog.finished.connect(lambda _r: self._dialog_closed(dialog))
+            self.account_dialog = dialog
+            dialog.open()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def show_conflicts(self) -> ConflictsDialog:
+        dialog = self.conflicts_dialog
+        if dialog is None:
+            dialog = ConflictsDialog(self._service, self._clipboard, self._conflict_resolved,
+                                     self._before_resolving, self)  # fmt: skip
+            dialog.finished.connect(lambda _r: self._dialog_closed(dialog))
+            self.conflicts_dialog = dialog
+            dialog.open()
+        else:
+            dialog.reload()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def show_templates(self) -> TemplatesDialog:
+        """The clinician's own templates; the new-note dialog offers them next time."""
+        dialog = TemplatesDialog(self._service, self)
+        dialog.open()
+        return dialog
+
+    def _dialog_closed(self, dialog: object) -> None:
+        if self.account_dialog is dialog:
+            self.account_dialog = None
+        if self.conflicts_dialog is dialog:
+            self.conflicts_dialog = None
+
+    def _before_resolving(self, note_id: str) -> bool:
+        """The open note's unsaved text is saved before its conflict is resolved."""
+        return self.editor.flush() if self.editor.note_id == note_id else True
+
+    def _conflict_resolved(self, note_id: str) -> None:
+        if self.editor.note_id == note_id:
+            self.editor.reload()
+        if self.sync is not None:
+            try:
+                self.sync.set_conflicts(len(self._service.conflicts()))
+            except TacitError:
+                return

@@ -229,11 +229,22 @@ class NoteListModel(RowTableModel):
         self._total = 0  # notes of every kind the client has
         self._offset = 0  # how far into the client's full listing we have read
         self._at_end = True
-        self._templates = {t.id: t.name for t in service.templates()}
+        self._templates = {t.id: t.name for t in service.templates(include_archived=True)}
         self._continue = QTimer(self)  # keeps fetching when a fetch kept no row
         self._continue.setSingleShot(True)
         self._continue.setInterval(0)
         self._continue.timeout.connect(self.fetchMore)
+
+    def _template_name(self, template_id: str) -> str:
+        """A template's name; one added since the list was built is looked up once."""
+        name = self._templates.get(template_id)
+        if name is None:
+            try:
+                name = self._service.template(template_id).name
+            except TacitError:
+                name = template_id
+            self._templates[template_id] = name
+        return name
 
     @property
     def client_id(self) -> str | None:
@@ -341,7 +352,7 @@ class NoteListModel(RowTableModel):
                 note.session_date or "—",
                 note.title,
                 kind_label(note.kind),
-                self._templates.get(note.template, note.template),
+                self._template_name(note.template),
                 SIGNED if note.signed_at else NOT_SIGNED,
             )[column]
             if role == Qt.ItemDataRole.AccessibleTextRole and column == 4:
@@ -353,7 +364,7 @@ class NoteListModel(RowTableModel):
             return icon("process")
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == 3:
-                return self._templates.get(note.template, note.template)
+                return self._template_name(note.template)
             if process:
                 return "Psychotherapy (process) note — kept apart from the clinical record"
             if column == 4:
