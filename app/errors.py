@@ -164,3 +164,59 @@ class NotSignedInError(TacitError):
     code = "not_signed_in"
     exit_status = 13
     default_message = "this vault has no sync account; run 'tacit account create' or 'login'"
+
+
+# -- lost device: remote lock and wipe, escrow, offline lease (app/vault/remote.py) -------
+class DeviceLockedError(TacitError):
+    code = "device_locked"
+    exit_status = 7
+    default_message = (
+        "this device was locked by the owner from another device; restore it online "
+        "(tacit unlock --online) or unlock with the recovery key"
+    )
+
+
+class DeviceWipedError(DeviceLockedError):
+    code = "device_wiped"
+    default_message = (
+        "this device was wiped by the owner from another device; its notes are gone from "
+        "here (synced notes are safe on the server and the other devices)"
+    )
+
+
+class LeaseExpiredError(TacitError):
+    code = "lease_expired"
+    exit_status = 7
+    default_message = (
+        "this device has not checked in with the sync server for longer than the offline "
+        "lease allows; go online and sign in again to unlock"
+    )
+
+
+class ClockBackwardsError(LeaseExpiredError):
+    code = "clock_backwards"
+    default_message = (
+        "the system clock is far behind a time this vault has already seen, so the "
+        "offline lease cannot be checked; fix the clock or go online and sign in again"
+    )
+
+
+class OrderRefusedError(TacitError):
+    """A device order that does not verify. ``details["reason"]`` says which check
+    failed: malformed, no_signing_key, account, device, signature, replayed."""
+
+    code = "order_refused"
+    exit_status = 14
+    default_message = "the device order was refused (not a valid order for this device)"
+
+
+class WrongEscrowKeyError(TacitError):
+    code = "wrong_escrow_key"
+    exit_status = 3
+    default_message = "the escrow key does not open this vault's escrow slot"
+
+
+class EscrowSlotMissingError(TacitError):
+    code = "no_escrow_slot"
+    exit_status = 14
+    default_message = "this vault has no escrow slot; unlock with the recovery key instead"

@@ -57,6 +57,13 @@ SIGN_DOMAIN_LOGIN = b"tacit/v1/login\x00"
 # another.
 SIGN_DOMAIN_NOTE = b"tacit/v1/sign/note\x00"
 SIGN_DOMAIN_ADDENDUM = b"tacit/v1/sign/addendum\x00"
+# Remote lock and escrow (docs/PROTOCOL.md, "Devices, orders and escrow"). These equal
+# app/sync/protocol.py's constants byte for byte (a test pins it); the vault may not
+# import app.sync, so they are written here too.
+SIGN_DOMAIN_DEVICE_ORDER = b"tacit/v1/device-order\x00"
+HKDF_INFO_ACCOUNT_SIGNING = b"tacit/v1/account-signing-key"
+HKDF_INFO_ESCROW_ACCOUNT = b"tacit/v1/escrow-account"
+HKDF_INFO_ESCROW_SLOT = b"tacit/v1/escrow-slot\x00"  # + the device id (ASCII)
 
 # The one switch that lets tests and benchmarks create vaults with tiny KDF parameters.
 INSECURE_TEST_KDF_ENV = "TACIT_INSECURE_TEST_KDF"
@@ -389,3 +396,68 @@ def certificate_pin(der_certificate: bytes) -> str:
     cert = x509.load_der_x509_certificate(der_certificate)
     spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
+
+
+# -- remote lock and escrow (appended) ---------------------------------------------------
+class EscrowKey(SymmetricKey):
+    """The server's half of the escrow slot key: 32 random bytes the sync server keeps
+    per device and releases only after full re-authentication."""
+
+    __slots__ = ()
+
+
+class AccountEscrowKey(SymmetricKey):
+    """The account's half of the escrow slot key (``K_account``), derived from the account
+    master key, so what the server holds cannot open a stolen vault by itself."""
+
+    __slots__ = ()
+
+
+def hkdf_info(ikm: SecretBytes, info: bytes) -> SymmetricKey:
+    """HKDF-SHA256 with no salt (RFC 5869: a hash-length string of zeros) and a binary
+    ``info``: the derivations the sync protocol specifies that way."""
+    derived = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(
+        ikm.reveal()
+    )
+    return SymmetricKey(derived)
+
+
+def account_signing_key(master: SymmetricKey) -> SigningKey:
+    """The account signing key (Ed25519 seed) every device of the account derives from
+    the master key; it signs device orders."""
+    key = hkdf_info(master, HKDF_INFO_ACCOUNT_SIGNING)
+    try:
+        return SigningKey(key.reveal())
+    finally:
+        key.wipe()
+
+
+def account_escrow_key(master: SymmetricKey) -> AccountEscrowKey:
+    """``K_account = HKDF(master key, info "tacit/v1/escrow-account")``."""
+    key = hkdf_info(master, HKDF_INFO_ESCROW_ACCOUNT)
+    try:
+        return AccountEscrowKey(key.reveal())
+    finally:
+        key.wipe()
+
+
+def escrow_slot_key(server: EscrowKey, account: AccountEscrowKey, device_id: str) -> SymmetricKey:
+    """``HKDF(server escrow key || K_account, info "tacit/v1/escrow-slot\\0" + device id)``:
+    the key that wraps the DB key in the escrow slot. Raises ValueError on a device id
+    that is not ASCII."""
+    ikm = concat(server, account)
+    try:
+        return hkdf_info(ikm, HKDF_INFO_ESCROW_SLOT + device_id.encode("ascii"))
+    finally:
+        ikm.wipe()
+
+
+def is_public_key(public_key: bytes) -> bool:
+    """Whether ``public_key`` is a raw 32-byte Ed25519 public key."""
+    if len(public_key) != 32:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key)
+    except ValueError:
+        return False
+    return True

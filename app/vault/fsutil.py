@@ -57,3 +57,30 @@ def private_dir(path: Path) -> None:
         os.chmod(path, 0o700)
     except OSError as exc:
         raise StorageError(f"could not create the vault folder: {exc.strerror}") from None
+
+
+def lock_file(path: Path) -> int:
+    """Open (creating, mode 0600) and exclusively lock ``path``; returns the descriptor
+    for ``unlock_file``. Blocks until another process releases it. Where there is no
+    ``fcntl`` (Windows) the descriptor is returned unlocked: one process per vault there.
+    Raises StorageError."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StorageError("cannot open the vault's lock file") from exc
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        os.close(fd)
+        raise StorageError("cannot lock the vault's lock file") from exc
+    return fd
+
+
+def unlock_file(fd: int) -> None:
+    """Release and close a descriptor from ``lock_file`` (closing releases the lock)."""
+    with contextlib.suppress(OSError):
+        os.close(fd)

@@ -8,6 +8,9 @@ Key hierarchy (docs/SECURITY.md):
                        salt, "tacit/v1/vault/passphrase-kek")
       wrapped in the recovery slot by
           KEK_r = HKDF(recovery key, slot salt, "tacit/v1/vault/recovery-kek")
+      wrapped in the escrow slot (once the vault syncs) by
+          KEK_e = HKDF(server escrow key || K_account, no salt,
+                       "tacit/v1/escrow-slot\0" + device id)      (docs/PROTOCOL.md)
     header MAC key = HKDF(DB key, vault id, "tacit/v1/vault/header-mac")
 
 Invariants: the DB key never leaves this module unwrapped except as a ``DbKey`` object;
@@ -22,23 +25,27 @@ from dataclasses import dataclass, replace
 
 from app.errors import (
     DeviceSecretMissingError,
+    EscrowSlotMissingError,
     IntegrityError,
     WeakKdfError,
+    WrongEscrowKeyError,
     WrongPassphraseError,
     WrongRecoveryKeyError,
 )
 from app.vault import crypto, recoverykey
 from app.vault.crypto import (
+    AccountEscrowKey,
     CryptoError,
     DbKey,
     DeviceSecret,
+    EscrowKey,
     KdfParams,
     Passphrase,
     RecoveryKey,
     SecretBytes,
     SymmetricKey,
 )
-from app.vault.header import SLOT_PASSPHRASE, SLOT_RECOVERY, Slot, VaultHeader
+from app.vault.header import SLOT_ESCROW, SLOT_PASSPHRASE, SLOT_RECOVERY, Slot, VaultHeader
 from app.vault.keychain import Keychain
 
 
@@ -222,3 +229,54 @@ def set_passphrase(
         return header.seal(mac_key)
     finally:
         mac_key.wipe()
+
+
+def reseal(header: VaultHeader, db_key: DbKey) -> VaultHeader:
+    """The header with fresh MACs, after a change made while the vault is unlocked."""
+    mac_key = _header_mac_key(db_key, header)
+    try:
+        return header.seal(mac_key)
+    finally:
+        mac_key.wipe()
+
+
+def _escrow_kek(header: VaultHeader, server: EscrowKey, account: AccountEscrowKey) -> SymmetricKey:
+    if header.account is None:
+        raise EscrowSlotMissingError("this vault is not linked to a sync account")
+    try:
+        return crypto.escrow_slot_key(server, account, header.account.device_id)
+    except ValueError:  # a device id that is not ASCII: never written by us
+        raise IntegrityError("vault header has a malformed device id") from None
+
+
+def add_escrow_slot(
+    header: VaultHeader, db_key: DbKey, server: EscrowKey, account: AccountEscrowKey
+) -> VaultHeader:
+    """Wrap the DB key in the escrow slot (replacing any earlier one) and reseal. The
+    header must carry the account link (its device id is part of the derivation).
+    Raises EscrowSlotMissingError when it does not."""
+    kek = _escrow_kek(header, server, account)
+    try:
+        nonce, ct = crypto.wrap_key(kek, db_key, header.slot_aad(SLOT_ESCROW))
+    finally:
+        kek.wipe()
+    return reseal(header.with_slot(SLOT_ESCROW, Slot(nonce=nonce, ciphertext=ct)), db_key)
+
+
+def open_with_escrow(header: VaultHeader, server: EscrowKey, account: AccountEscrowKey) -> DbKey:
+    """Unwrap the DB key with the escrow key the server released and the account's half.
+    Raises EscrowSlotMissingError, WrongEscrowKeyError, IntegrityError."""
+    slot = header.slots.get(SLOT_ESCROW)
+    if slot is None:
+        raise EscrowSlotMissingError()
+    kek = _escrow_kek(header, server, account)
+    try:
+        db_key = crypto.unwrap_key(
+            kek, slot.nonce, slot.ciphertext, header.slot_aad(SLOT_ESCROW), DbKey
+        )
+    except CryptoError:
+        raise WrongEscrowKeyError() from None
+    finally:
+        kek.wipe()
+    _check_mac(header, db_key)
+    return db_key

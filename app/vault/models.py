@@ -84,6 +84,10 @@ class Note:
         return d
 
 
+# note_revisions.conflict: a revision kept from a concurrent edit on another device.
+CONFLICT_NONE, CONFLICT_OPEN, CONFLICT_RESOLVED = 0, 1, 2
+
+
 @dataclass(slots=True)
 class Revision:
     note_id: str
@@ -93,6 +97,25 @@ class Revision:
     author: str = field(repr=False)
     saved_at: str
     current: bool
+    # An open conflict: the text another device had when both edited this note at once
+    # (app/sync/merge.py). It stays in the history once resolved, no longer flagged.
+    conflict: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Conflict:
+    """An open sync conflict: revision ``revision`` of note ``note_id`` holds the text
+    another device saved concurrently; the note's current text won (newer edit)."""
+
+    note_id: str
+    client_id: str
+    revision: int
+    title: str = field(repr=False)  # the conflicting revision's title
+    author: str = field(repr=False)
+    saved_at: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,6 +147,8 @@ class Template:
     kind: str
     description: str
     sections: tuple[str, ...]
+    custom: bool = False  # added by the clinician (kept in the vault, synced)
+    archived: bool = False  # no longer offered for new notes; existing notes keep it
 
     def initial_body(self) -> str:
         return "".join(f"## {s}\n\n\n" for s in self.sections).rstrip("\n") + (
@@ -147,6 +172,7 @@ class LockReason(enum.Enum):
     SLEEP = "sleep"
     SCREEN_LOCK = "screen_lock"
     QUIT = "quit"
+    REMOTE = "remote"  # a lock or wipe order from another device (app/vault/remote.py)
 
 
 @dataclass(frozen=True, slots=True)

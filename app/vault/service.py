@@ -20,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,16 @@ from app.errors import (
     DeviceSecretMissingError,
     IntegrityError,
     InvalidInputError,
+    NotFoundError,
+    NotSignedInError,
+    TacitError,
     VaultExistsError,
     VaultLockedError,
+    WrongEscrowKeyError,
     WrongPassphraseError,
     WrongRecoveryKeyError,
 )
-from app.vault import crypto, hardening, header, keyslots
+from app.vault import crypto, fsutil, hardening, header, keyslots, remote
 from app.vault.audit import (
     AuditEntry,
     AuditLog,
@@ -45,12 +50,13 @@ from app.vault.audit import (
     chain_key,
 )
 from app.vault.clock import Clock, SystemClock, iso
-from app.vault.crypto import DbKey, Passphrase
+from app.vault.crypto import AccountEscrowKey, DbKey, EscrowKey, Passphrase
 from app.vault.db import SCHEMA_VERSION, Database, connect
 from app.vault.fsutil import private_dir
 from app.vault.keychain import Keychain, OsKeychain
 from app.vault.models import (
     Client,
+    Conflict,
     LockReason,
     LockState,
     Note,
@@ -64,10 +70,12 @@ from app.vault.models import (
     VaultUnlocked,
 )
 from app.vault.passphrase import require_strong
+from app.vault.remote import Order, OrderResult
 from app.vault.signing import Addendum, NoteSignature, SigningStore, Verification
 from app.vault.store import RecordStore
 from app.vault.syncstore import SyncStore
 from app.vault.templates import get_template, load_templates
+from app.vault.usertemplates import TemplateStore
 
 DEFAULT_IDLE_TIMEOUT = 5 * 60
 MIN_IDLE_TIMEOUT = 60
@@ -132,12 +140,15 @@ class VaultService:
         self._idle = IdleTimer(self.clock, self._valid_timeout(idle_timeout))
         self._listeners: list[Listener] = []
         self._guard = threading.RLock()
+        self._header_lock_depth = 0  # _header_txn: reentrant use of the file lock
+        self._header_lock_fd: int | None = None
         self._db: Database | None = None
         self._db_key: DbKey | None = None
         self._store: RecordStore | None = None
         self._header: header.VaultHeader | None = None
         self._audit: AuditLog | None = None
         self._signing: SigningStore | None = None
+        self._user_templates: TemplateStore | None = None
         self._signing_key: crypto.SigningKey | None = None
         self._device = "unknown"
         self._author = DEFAULT_CLINICIAN
@@ -228,31 +239,47 @@ class VaultService:
 
     def unlock(self, passphrase: Passphrase) -> None:
         """Raises VaultMissingError, WrongPassphraseError, DeviceSecretMissingError,
-        IntegrityError, UnsupportedVersionError, WeakKdfError."""
+        IntegrityError, UnsupportedVersionError, WeakKdfError; DeviceLockedError /
+        DeviceWipedError after a remote order, LeaseExpiredError / ClockBackwardsError
+        when the offline lease is on and refuses (both before any key is derived)."""
         with self._guard:
             if self.is_unlocked:
                 return
             hdr = self.read_header()
+            self._refuse_if_remote_locked(hdr)
+            remote.check_lease(hdr, self.clock.now())
             try:
                 db_key = keyslots.open_with_passphrase(hdr, passphrase, self.keychain)
             except (WrongPassphraseError, DeviceSecretMissingError):
                 FailureLog(self.paths.failures).note(self._now())
                 raise
             self._open(hdr, db_key)
+            if hdr.lease_days is not None:  # the clock-rollback check needs the latest time
+                with contextlib.suppress(TacitError):
+                    seen = remote.later(hdr.device.max_seen, self.clock.now())
+                    self._update_device_state(max_seen=seen)
 
     def unlock_with_recovery_key(self, recovery_key: str) -> None:
         """Unlock with the printable recovery key; the caller should then set a new
-        passphrase (``change_passphrase``). Raises WrongRecoveryKeyError, IntegrityError."""
-        with self._guard:
+        passphrase (``change_passphrase``). It also lifts a remote lock: the owner holds
+        the recovery key, a thief does not (docs/SECURITY.md, "Lost device"). Raises
+        WrongRecoveryKeyError, IntegrityError, DeviceWipedError."""
+        with self._header_txn():
             if self.is_unlocked:
                 return
             hdr = self.read_header()
+            if hdr.wiped:
+                self._refuse_if_remote_locked(hdr)
             try:
                 db_key = keyslots.open_with_recovery_key(hdr, recovery_key)
             except WrongRecoveryKeyError:
                 FailureLog(self.paths.failures).note(self._now())
                 raise
-            self._open(hdr, db_key, via="recovery key")
+            mark = hdr.device.remote_lock
+            via = "recovery key" + (f"; remote lock {mark.order_id} lifted" if mark else "")
+            self._open(hdr, db_key, via=via)
+            if mark is not None:
+                self._write_header(keyslots.reseal(hdr.with_device(remote_lock=None), db_key))
 
     def _open(self, hdr: header.VaultHeader, db_key: DbKey, via: str = "passphrase") -> None:
         if not self.paths.database.exists() and self.paths.creating.exists():
@@ -275,7 +302,7 @@ class VaultService:
                 lambda: self._author, lambda: self._device, iso,
             )  # fmt: skip
             store = RecordStore(db, self._now, lambda: self._author, audit)
-            self._record_unlock(audit, via)
+            self._record_unlock(audit, via, hdr, db)
         except BaseException:
             db.close()
             db_key.wipe()
@@ -284,6 +311,9 @@ class VaultService:
         self._db, self._db_key, self._store, self._header = db, db_key, store, hdr
         self._audit, self._signing_key = audit, signing_key
         self._signing = SigningStore(db, store, audit, self._now, lambda: self._author)
+        self._user_templates = TemplateStore(db, self._now, load_templates, audit)
+        with contextlib.suppress(TacitError):  # a read-only (damaged) vault still opens
+            self._signing.ensure_signer(signing_key.public_key(), self._device)
         self._idle.touch()
         self._emit(VaultUnlocked(hdr.vault_id))
 
@@ -298,17 +328,39 @@ class VaultService:
             return key
         return crypto.SigningKey(bytes.fromhex(seed))
 
-    def _record_unlock(self, audit: AuditLog, via: str) -> None:
+    def _record_unlock(
+        self, audit: AuditLog, via: str, hdr: header.VaultHeader, db: Database
+    ) -> None:
         failures = FailureLog(self.paths.failures)
         for at in failures.pending():
             audit.defer("failed_unlock", detail="noted at the next unlock", at=at)
+        # Events noted in the header while the database was closed (a remote lock while
+        # locked); one already in the trail (a crash between the two writes) is skipped.
+        for note in hdr.device.pending_audit:
+            sql = "SELECT 1 FROM audit WHERE action = ? AND detail = ? LIMIT 1"
+            if db.one(sql, (note.action, note.detail)) is None:
+                audit.defer(note.action, record_type="device", detail=note.detail, at=note.at)
         audit.defer("unlock", detail=f"with the {via}")
-        audit.on_flushed = failures.clear  # once they are in the trail
 
-    def lock(self, reason: LockReason = LockReason.USER, *, record: bool = True) -> None:
-        """Write deferred audit events and a lock entry, close the database and wipe the
-        keys. Idempotent. ``record=False`` drops the deferred events instead (a command
-        that failed leaves the vault as it was)."""
+        notes_left = bool(hdr.device.pending_audit)
+
+        def flushed() -> None:  # once they are in the trail
+            nonlocal notes_left
+            failures.clear()
+            if notes_left:
+                notes_left = False
+                with contextlib.suppress(Exception):  # kept, and skipped next time
+                    self._update_device_state(pending_audit=())
+
+        audit.on_flushed = flushed
+
+    def lock(
+        self, reason: LockReason = LockReason.USER, *, record: bool = True,
+        detail: str | None = None,
+    ) -> None:  # fmt: skip
+        """Write deferred audit events and a lock entry (``detail`` or the reason), close
+        the database and wipe the keys. Idempotent. ``record=False`` drops the deferred
+        events instead (a command that failed leaves the vault as it was)."""
         with self._guard:
             if self._db is None:
                 return
@@ -316,7 +368,7 @@ class VaultService:
                 self._audit.discard_pending()
             elif self._store is not None and not self._db.damaged:
                 with contextlib.suppress(Exception):  # a broken disk must not block locking
-                    self._store.record("lock", detail=reason.value)
+                    self._store.record("lock", detail=detail or reason.value)
                     self._store.flush_audit()
             self._db.close()
             for secret in (self._db_key, self._signing_key):
@@ -328,6 +380,7 @@ class VaultService:
             self._signing_key = None
             self._audit = None
             self._signing = None
+            self._user_templates = None
             self._header = None
             self._drafts.clear()
         self._emit(VaultLocked(reason))
@@ -335,14 +388,13 @@ class VaultService:
     def change_passphrase(self, new_passphrase: Passphrase) -> None:
         """Rewrap the DB key under a new passphrase (the vault must be unlocked). The
         old passphrase stops working at once. Raises WeakPassphraseError, StorageError."""
-        with self._guard:
+        with self._header_txn():
             self._require_unlocked()
             require_strong(new_passphrase)
-            if self._header is None or self._db_key is None:
-                raise VaultLockedError()
+            current, db_key = self._current_header()  # refuses once a remote lock came in
             params = crypto.new_creation_params()
             new_header = keyslots.set_passphrase(
-                self._header, self._db_key, new_passphrase, self.keychain, params
+                current, db_key, new_passphrase, self.keychain, params
             )
             header.write(self.paths.header, new_header)
             self._header = new_header
@@ -415,11 +467,51 @@ class VaultService:
     def discharge_client(self, client_id: str) -> Client:
         return self.update_client(client_id, status="discharged")
 
-    def templates(self) -> tuple[Template, ...]:
-        return load_templates()
+    def templates(self, *, include_archived: bool = False) -> tuple[Template, ...]:
+        """The shipped templates, then (when unlocked) the clinician's own."""
+        own = self._user_templates
+        if own is None or not self.is_unlocked:
+            return load_templates()
+        return load_templates() + tuple(own.list(include_archived=include_archived))
 
     def template(self, template_id: str) -> Template:
-        return get_template(template_id)
+        """A shipped template by id, or one of the clinician's by id, id prefix or name."""
+        own = self._user_templates
+        try:
+            return get_template(template_id)
+        except NotFoundError:
+            found = own.find(template_id) if own is not None and self.is_unlocked else None
+            if found is None:
+                raise
+            return found
+
+    def _own_templates(self) -> TemplateStore:
+        self._require_unlocked()
+        if self._user_templates is None:
+            raise VaultLockedError()
+        return self._user_templates
+
+    def add_template(
+        self, name: str, kind: str, sections: Iterable[str], description: str = ""
+    ) -> Template:
+        """A template of the clinician's own (kept in the vault and synced)."""
+        template = self._own_templates().add(name, kind, sections, description)
+        self._emit(RecordChanged("template", template.id))
+        return template
+
+    def update_template(
+        self, template_id: str, *, name: str | None = None, kind: str | None = None,
+        sections: Iterable[str] | None = None, description: str | None = None,
+        archived: bool | None = None,
+    ) -> Template:  # fmt: skip
+        """Change or archive (``archived=True``) one of the clinician's templates; shipped
+        templates cannot change. Notes made from it are not touched."""
+        template = self._own_templates().update(
+            template_id, name=name, kind=kind, sections=sections, description=description,
+            archived=archived,
+        )  # fmt: skip
+        self._emit(RecordChanged("template", template.id))
+        return template
 
     def create_note(
         self,
@@ -434,7 +526,9 @@ class VaultService:
     ) -> Note:
         """A new note from a template: with no body, the template's sections."""
         store = self._require_unlocked()
-        template = get_template(template_id)
+        template = self.template(template_id)
+        if template.archived:
+            raise InvalidInputError("that template is archived; restore it or pick another")
         when = session_date or self.clock.now().date().isoformat()
         note = store.create_note(
             client_id,
@@ -510,6 +604,23 @@ class VaultService:
             store.record("view", "note", note.id, note.client_id, detail="history")
         return revisions
 
+    # -- sync conflicts ----------------------------------------------------------------
+    def conflicts(self, note_id: str | None = None) -> list[Conflict]:
+        """Open sync conflicts: texts another device saved while this one edited the
+        same note. Both texts are in the note's history; the clinician picks one."""
+        return self._require_unlocked().conflicts(note_id)
+
+    def resolve_conflict(self, note_id: str, revision: int, *, keep: str) -> Note:
+        """``keep="current"`` keeps the current text; ``keep="conflict"`` makes the
+        conflicting text the current one (a new revision). Recorded in the audit trail;
+        the resolution syncs to the other devices."""
+        store = self._require_unlocked()
+        nid = store.resolve_id("notes", note_id)
+        self._drafts.pop(nid, None)
+        note = store.resolve_conflict(nid, revision, keep=keep)
+        self._emit(RecordChanged("note", nid))
+        return note
+
     def search(self, text: str, *, limit: int = 20, audit: bool = False) -> list[SearchHit]:
         """Ranked search. The audit entry (when asked for) records the number of hits,
         never the query, which may hold a name."""
@@ -559,7 +670,7 @@ class VaultService:
         signing, key = self._signing_parts()
         store = self._require_unlocked()
         nid = store.resolve_id("notes", note_id)
-        result = signing.verify(nid, key.public_key())
+        result = signing.verify(nid, signing.trusted_keys() | {key.public_key()})
         store.record("verify", "note", nid, store.get_note(nid).client_id,
                      detail="ok" if result.ok else "failed")  # fmt: skip
         return result
@@ -633,6 +744,8 @@ class VaultService:
             "recovery_slot": header.SLOT_RECOVERY in hdr.slots,
             "created_at": hdr.created_at,
             "idle_timeout_s": int(self.idle_timeout),
+            "device_locked": hdr.device_locked or hdr.wiped,
+            "remote": remote.status(hdr),
         }
         store = self._store
         if store is not None:
@@ -671,3 +784,267 @@ class VaultService:
         """This vault's device id (meta ``device_id``), also its sync device id."""
         self._require_unlocked()
         return self._device
+
+    # -- remote lock (lost device; the logic is in app/vault/remote.py) ----------------
+    def _write_header(self, new: header.VaultHeader) -> None:
+        remote.write_header(self.paths.header, new)
+        if self.is_unlocked:
+            self._header = new
+
+    @contextlib.contextmanager
+    def _header_txn(self) -> Iterator[None]:
+        """Every read-modify-write of the header runs under this: the thread lock and an
+        exclusive lock on ``vault.lock`` beside the header, so another process (the app's
+        background sync, a CLI command carrying out an order) cannot write back a stale
+        header, e.g. one with the passphrase slot a lock order just destroyed.
+        Reentrant within this service."""
+        with self._guard:
+            if self._header_lock_depth == 0:
+                self._header_lock_fd = fsutil.lock_file(self.paths.directory / "vault.lock")
+            self._header_lock_depth += 1
+            try:
+                yield
+            finally:
+                self._header_lock_depth -= 1
+                if self._header_lock_depth == 0 and self._header_lock_fd is not None:
+                    fsutil.unlock_file(self._header_lock_fd)
+                    self._header_lock_fd = None
+
+    def _update_device_state(self, **changes: Any) -> None:
+        """Change the header's unauthenticated device state on disk (no key needed). An
+        unlocked vault keeps its authenticated fields as read at unlock: only the device
+        state is taken from the file (an edited file cannot slip a signing key or a lease
+        setting under the MAC at the next reseal)."""
+        with self._header_txn():
+            new = self.read_header().with_device(**changes)
+            header.write(self.paths.header, new)  # no slot changes: no overwrite needed
+            if self.is_unlocked and self._header is not None:
+                self._header = replace(self._header, device=new.device)
+
+    def _current_header(self) -> tuple[header.VaultHeader, DbKey]:
+        """The unlocked vault's authenticated header with the device state as on disk
+        (another process may have recorded a check-in, or carried out an order: then this
+        one locks too). Raises VaultLockedError, DeviceLockedError."""
+        self._require_unlocked()
+        if self._header is None or self._db_key is None:
+            raise VaultLockedError()
+        disk = self.read_header()
+        if disk.device.remote_lock is not None:
+            self.lock(LockReason.REMOTE)
+            remote.refuse_if_remote_locked(disk)
+        return replace(self._header, device=disk.device), self._db_key
+
+    def _order_header(self) -> header.VaultHeader:
+        """What orders are checked against: while unlocked, the header authenticated at
+        unlock (an edited file cannot swap the signing key under an open vault)."""
+        disk = self.read_header()
+        if self._header is not None and self.is_unlocked:
+            return replace(self._header, device=disk.device)
+        return disk
+
+    def _refuse_if_remote_locked(self, hdr: header.VaultHeader) -> None:
+        """Raise DeviceLockedError / DeviceWipedError, first finishing what a crash may
+        have left undone (the keychain secret, the database files)."""
+        if hdr.device.remote_lock is not None:
+            self.keychain.delete(hdr.vault_id)
+            if hdr.wiped:
+                remote.shred(remote.database_files(self.paths.directory))
+        remote.refuse_if_remote_locked(hdr)
+
+    def set_account_signing_key(self, public_key: bytes, account_id: str) -> None:
+        """Link the vault to a sync account: the account signing public key (raw Ed25519,
+        32 bytes, derived by the client from the master key, never taken from the server)
+        and the account id go into the header with this vault's device id, so orders can
+        be verified while the vault is locked. Relinking to another account drops the
+        escrow slot (it was that account's). Raises VaultLockedError, InvalidInputError,
+        StorageError."""
+        with self._header_txn():
+            hdr, db_key = self._current_header()
+            if not crypto.is_public_key(bytes(public_key)):
+                raise InvalidInputError("the account signing key is not an Ed25519 public key")
+            if not remote.is_uuid(account_id) or not remote.is_uuid(self._device):
+                raise InvalidInputError("the account and device ids must be lowercase UUIDs")
+            new = replace(hdr, account=header.AccountLink(account_id, self._device,
+                                                          bytes(public_key)))  # fmt: skip
+            if hdr.account is not None and hdr.account.account_id != account_id:
+                new = new.without_slot(header.SLOT_ESCROW)
+            self._write_header(keyslots.reseal(new, db_key))
+            self._require_unlocked().record(
+                "account", detail="account signing key set for remote lock", now=True
+            )
+
+    def verify_order(self, order: Mapping[str, object], signature: bytes) -> Order:
+        """Check a device order (the ``order`` object and the decoded signature of
+        ``GET /v1/devices/self/order``); works locked. Raises OrderRefusedError (see
+        ``remote.verify_order`` for ``details["reason"]``), VaultMissingError."""
+        return remote.verify_order(self._order_header(), order, signature)
+
+    def apply_order(self, order: Order) -> OrderResult:
+        """Carry out a verified order, locked or unlocked; idempotent and crash-safe (the
+        header without the destroyed slots is written first). lock: lock now, destroy the
+        passphrase slot and the keychain device secret. wipe: destroy every slot and the
+        device secret, then overwrite and delete the database files. restore: only moves
+        the replay mark (see ``restore_from_escrow``). Acknowledge to the server with the
+        result's ``ack_state`` only after this returns. Raises OrderRefusedError (checked
+        again here), StorageError."""
+        with self._header_txn():
+            hdr = self._order_header()
+            order = remote.verify_order(hdr, order.to_dict(), order.signature)
+            now = self._now()
+            if hdr.wiped:
+                return self._finish_wipe(hdr, order, already=True)
+            if order.action == "restore":
+                self._write_header(remote.restore_order_header(hdr, order, now))
+                return OrderResult(order.order_id, order.action, None, now, False)
+            if order.action == "wipe":
+                self._write_header(remote.wiped_header(hdr, order, now))
+                return self._finish_wipe(hdr, order, already=False)
+            was_unlocked = self.is_unlocked
+            destroyed = tuple(n for n in (header.SLOT_PASSPHRASE,) if n in hdr.slots)
+            mark = hdr.device.remote_lock
+            applied_at = mark.applied_at if order.current and mark is not None else now
+            if destroyed or not order.current:
+                new = remote.locked_header(hdr, order, applied_at)
+                if was_unlocked and self._db_key is not None:
+                    new = keyslots.reseal(new, self._db_key)
+                self._write_header(new)
+            self.keychain.delete(hdr.vault_id)
+            if was_unlocked:
+                self.lock(LockReason.REMOTE, detail=remote.audit_detail(order))
+            return OrderResult(
+                order.order_id, order.action, "locked", applied_at, order.current, destroyed,
+                was_unlocked=was_unlocked, audit="recorded" if was_unlocked else "pending",
+            )  # fmt: skip
+
+    def _finish_wipe(self, hdr: header.VaultHeader, order: Order, *, already: bool) -> OrderResult:
+        was_unlocked = self.is_unlocked
+        if was_unlocked:
+            self.lock(LockReason.REMOTE, record=False)  # the trail is about to be shredded
+        self.keychain.delete(hdr.vault_id)
+        removed = remote.shred(remote.database_files(self.paths.directory))
+        mark = hdr.device.remote_lock
+        return OrderResult(
+            order.order_id, order.action, "wiped",
+            mark.applied_at if already and mark is not None else self._now(), already,
+            () if already else tuple(sorted(hdr.slots)), removed, was_unlocked,
+        )  # fmt: skip
+
+    def add_escrow_slot(self, server_key: EscrowKey, account_key: AccountEscrowKey) -> None:
+        """Wrap the DB key in the escrow slot (replacing any earlier one): the server's
+        escrow key for this device and the account's half (``crypto.account_escrow_key``
+        of the master key), per docs/PROTOCOL.md. Needs the unlocked, linked vault.
+        Raises VaultLockedError, NotSignedInError, StorageError."""
+        with self._header_txn():
+            hdr, db_key = self._current_header()
+            if hdr.account is None:
+                raise NotSignedInError("link the vault to a sync account before escrow")
+            self._write_header(keyslots.add_escrow_slot(hdr, db_key, server_key, account_key))
+            self._require_unlocked().record("account", detail="escrow slot set", now=True)
+
+    def restore_from_escrow(
+        self, server_key: EscrowKey, account_key: AccountEscrowKey, new_passphrase: Passphrase
+    ) -> None:
+        """Restore a (remotely locked) vault with the escrow key the server released after
+        full re-authentication: open the DB key through the escrow slot, check the header
+        MAC, lift the lock, set a new passphrase (with a new keychain device secret),
+        audit it, and leave the vault unlocked. Counts as a check-in. Raises
+        InvalidInputError (already unlocked), WeakPassphraseError, DeviceWipedError,
+        EscrowSlotMissingError, WrongEscrowKeyError, IntegrityError, StorageError."""
+        with self._header_txn():
+            if self.is_unlocked:
+                raise InvalidInputError("the vault is unlocked; change the passphrase instead")
+            hdr = self.read_header()
+            if hdr.wiped:
+                self._refuse_if_remote_locked(hdr)
+            require_strong(new_passphrase)
+            try:
+                db_key = keyslots.open_with_escrow(hdr, server_key, account_key)
+            except WrongEscrowKeyError:
+                FailureLog(self.paths.failures).note(self._now())
+                raise
+            mark = hdr.device.remote_lock
+            self._open(hdr, db_key, via="escrow key" + (
+                f"; remote lock {mark.order_id} lifted" if mark else ""))  # fmt: skip
+            try:
+                now = self.clock.now()
+                # The escrow slot goes in the same write: its key is replaced on the
+                # server next (a new escrow key), and a crash in between must not leave a
+                # slot that can never open (the next sync makes a new one).
+                cleared = hdr.with_device(
+                    remote_lock=None, last_checkin=iso(now),
+                    max_seen=remote.later(hdr.device.max_seen, now),
+                ).without_slot(header.SLOT_ESCROW)  # fmt: skip
+                self.keychain.delete(hdr.vault_id)  # the new slot gets a new device secret
+                new = keyslots.set_passphrase(
+                    cleared, db_key, new_passphrase, self.keychain, crypto.new_creation_params()
+                )
+                self._write_header(new)
+                self._require_unlocked().record(
+                    "passphrase_change", detail="new passphrase after an escrow restore", now=True
+                )
+            except BaseException:
+                self.lock(record=False)
+                raise
+
+    def refuse_if_remote_locked(self) -> None:
+        """Raise DeviceLockedError / DeviceWipedError when an order is in effect (finishing
+        what a crash may have left undone), so a caller can say so before asking for a
+        passphrase; works locked. Raises VaultMissingError, IntegrityError too."""
+        with self._guard:  # reads only (a crash leftover it finishes is no header write)
+            self._refuse_if_remote_locked(self.read_header())
+
+    def sync_control(self) -> str | None:
+        """The sync client's control record as kept in the header (only where there is no
+        OS keychain; docs/SECURITY.md, "Lost device"); works locked. Opaque here.
+        Raises VaultMissingError, IntegrityError."""
+        return self.read_header().device.sync_control
+
+    def set_sync_control(self, value: str | None) -> None:
+        """Keep (``None``: drop) the sync client's control record in the header's
+        unauthenticated device state; works locked. Raises InvalidInputError (too long),
+        VaultMissingError, StorageError."""
+        if value is not None and len(value) > header.MAX_SYNC_CONTROL:
+            raise InvalidInputError("the sync control record is too long")
+        with self._header_txn():
+            if self.read_header().device.sync_control != value:
+                self._update_device_state(sync_control=value)
+
+    def set_lease(self, days: int | None) -> None:
+        """The offline lease (off by default): with ``days``, a passphrase unlock is
+        refused (lease_expired) once ``days`` pass without a ``record_checkin``. ``None``
+        turns it off. Needs the unlocked vault (the setting is under the header MAC).
+        Raises VaultLockedError, InvalidInputError, StorageError."""
+        with self._header_txn():
+            hdr, db_key = self._current_header()
+            if days is not None and not remote.MIN_LEASE_DAYS <= days <= remote.MAX_LEASE_DAYS:
+                raise InvalidInputError("the offline lease is 1 to 3650 days, or off")
+            new = replace(hdr, lease_days=days)
+            if days is not None:
+                now = self.clock.now()
+                new = new.with_device(last_checkin=hdr.device.last_checkin or iso(now),
+                                      max_seen=remote.later(hdr.device.max_seen, now))  # fmt: skip
+            self._write_header(keyslots.reseal(new, db_key))
+            self._require_unlocked().record(
+                "settings_change", detail=f"offline lease {days or 'off'} days", now=True
+            )
+
+    def record_checkin(
+        self, *, server_time: datetime | None = None, reauthenticated: bool = False
+    ) -> None:
+        """A successful contact with the sync server (the sync client calls it after each
+        one); works locked. With ``server_time`` (the server's clock, from a response),
+        that time is trusted over the local clock, up to a day ahead of it. An expired
+        lease is renewed only with ``reauthenticated`` (password and second factor just
+        checked by the server); a contact with the control token alone does not.
+        Raises VaultMissingError, StorageError."""
+        now = self.clock.now()
+        with self._header_txn():
+            hdr = self.read_header()
+            trusted = remote.trusted_time(server_time, now)
+            seen = remote.later(hdr.device.max_seen, max(trusted, now))
+            if remote.lease_expired(hdr, now) and not reauthenticated:
+                # An expired lease is renewed only by full re-authentication
+                # (``restore_from_escrow``), not by a contact with the control token.
+                self._update_device_state(max_seen=seen)
+                return
+            self._update_device_state(last_checkin=iso(trusted), max_seen=seen)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +97,14 @@ def addendum_hash(
     )  # fmt: skip
 
 
+# Signer ids are derived from the public key: every device names a key alike.
+SIGNER_NAMESPACE = uuid.UUID("0b6f3f0e-2f4d-4c55-8f3c-6a7e1d9b2c10")
+
+
+def signer_id(public_key: bytes) -> str:
+    return str(uuid.uuid5(SIGNER_NAMESPACE, public_key.hex()))
+
+
 class SigningStore:
     def __init__(
         self, db: Database, records: RecordStore, audit: AuditLog, now: Callable[[], str],
@@ -175,9 +183,28 @@ class SigningStore:
         )
         return [Addendum(r[0], r[1], r[2], r[3], r[4], bytes(r[5]).hex()) for r in rows]
 
-    def verify(self, note_id: str, trusted_key: bytes) -> Verification:
-        """Check the note's signature and every addendum against ``trusted_key`` (the
-        vault's signing public key). Never raises for a bad record: reports it."""
+    # -- trusted signers ---------------------------------------------------------------
+    def ensure_signer(self, public_key: bytes, device: str) -> None:
+        """Register this vault's own signing key as one of the clinician's (once; synced
+        to the account's other devices, so they verify what this one signs)."""
+        sid = signer_id(public_key)
+        if self._db.one("SELECT 1 FROM signers WHERE id = ?", (sid,)) is not None:
+            return
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO signers (id, public_key, device, added_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                (sid, public_key, device, self._now()),
+            )
+
+    def trusted_keys(self) -> frozenset[bytes]:
+        """The clinician's signing keys: this vault's and those of the account's other
+        devices (learned through authenticated sync items)."""
+        return frozenset(bytes(r[0]) for r in self._db.query("SELECT public_key FROM signers"))
+
+    def verify(self, note_id: str, trusted: Collection[bytes]) -> Verification:
+        """Check the note's signature and every addendum; the signing key must be one of
+        ``trusted`` (the clinician's keys). Never raises for a bad record: reports it."""
         note = self._records.get_note(note_id)
         problems: list[str] = []
         row = self._db.one(
@@ -193,8 +220,8 @@ class SigningStore:
         digest = note_hash(note, note.signed_at)
         if not crypto.constant_time_equal(digest, stored_hash):
             problems.append("the note's content changed after it was signed")
-        if not crypto.constant_time_equal(public, trusted_key):
-            problems.append("the note was signed with a key that is not this vault's")
+        if not _trusted(public, trusted):
+            problems.append("the note was signed with a key that is not the clinician's")
         if not crypto.signature_ok(public, crypto.SIGN_DOMAIN_NOTE, stored_hash, signature):
             problems.append("the note's signature is not valid")
         rows = self._db.query(
@@ -208,10 +235,15 @@ class SigningStore:
                 problems.append(f"addendum {a_id} does not belong to this version of the note")
             if not crypto.constant_time_equal(expected, bytes(a_hash)):
                 problems.append(f"addendum {a_id} changed after it was signed")
-            if not crypto.constant_time_equal(bytes(a_public), trusted_key):
+            if not _trusted(bytes(a_public), trusted):
                 problems.append(f"addendum {a_id} was signed with another key")
             if not crypto.signature_ok(
                 bytes(a_public), crypto.SIGN_DOMAIN_ADDENDUM, bytes(a_hash), bytes(a_sig)
             ):
                 problems.append(f"addendum {a_id} has an invalid signature")
         return Verification(not problems, tuple(problems), len(rows))
+
+
+def _trusted(public: bytes, trusted: Collection[bytes]) -> bool:
+    # Public keys are not secret; the comparison still runs over every key alike.
+    return any([crypto.constant_time_equal(public, key) for key in trusted])

@@ -20,10 +20,13 @@ from app.vault.audit import AuditLog
 from app.vault.db import Database
 from app.vault.models import (
     CLIENT_STATUSES,
+    CONFLICT_OPEN,
+    CONFLICT_RESOLVED,
     MARK_END,
     MARK_START,
     NOTE_KINDS,
     Client,
+    Conflict,
     Note,
     NoteSummary,
     Revision,
@@ -387,37 +390,91 @@ class RecordStore:
                 )
                 return replace(current, title=new_title, body=new_body,
                                session_date=new_date, updated_at=now)  # fmt: skip
-            conn.execute(
-                "INSERT INTO note_revisions (note_id, revision, title, body, author, saved_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (current.id, current.revision, current.title, current.body,
-                 current.author, current.updated_at),
-            )  # fmt: skip
-            author = self._author()
-            conn.execute(
-                "UPDATE notes SET title = ?, body = ?, session_date = ?, revision = ?, "
-                "author = ?, updated_at = ? WHERE id = ?",
-                (new_title, new_body, new_date, current.revision + 1, author, now, current.id),
-            )
+            note = self._new_revision(conn, current, new_title, new_body, new_date)
             self._log(conn, "edit", "note", current.id, current.client_id,
-                      detail=f"revision {current.revision + 1}")  # fmt: skip
-        return replace(current, title=new_title, body=new_body, session_date=new_date,
+                      detail=f"revision {note.revision}")  # fmt: skip
+        return note
+
+    def _new_revision(
+        self, conn: Any, current: Note, title: str, body: str, session_date: str | None
+    ) -> Note:
+        """Inside a transaction: the current text moves to the history and the given
+        text becomes the next revision."""
+        conn.execute(
+            "INSERT INTO note_revisions (note_id, revision, title, body, author, saved_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (current.id, current.revision, current.title, current.body,
+             current.author, current.updated_at),
+        )  # fmt: skip
+        author, now = self._author(), self._now()
+        conn.execute(
+            "UPDATE notes SET title = ?, body = ?, session_date = ?, revision = ?, "
+            "author = ?, updated_at = ? WHERE id = ?",
+            (title, body, session_date, current.revision + 1, author, now, current.id),
+        )
+        return replace(current, title=title, body=body, session_date=session_date,
                        revision=current.revision + 1, author=author, updated_at=now)  # fmt: skip
 
     def history(self, note_id: str) -> list[Revision]:
         """Every revision, oldest first; the last one is the current text."""
         note = self.get_note(note_id)
         rows = self._db.query(
-            "SELECT note_id, revision, title, body, author, saved_at FROM note_revisions "
-            "WHERE note_id = ? ORDER BY revision",
+            "SELECT note_id, revision, title, body, author, saved_at, conflict "
+            "FROM note_revisions WHERE note_id = ? ORDER BY revision",
             (note.id,),
         )
-        revisions = [_make(Revision, row, False) for row in rows]
+        revisions = [_make(Revision, row[:6], False, row[6] == CONFLICT_OPEN) for row in rows]
         revisions.append(
             Revision(note.id, note.revision, note.title, note.body, note.author,
                      note.updated_at, current=True)
         )  # fmt: skip
         return revisions
+
+    # -- sync conflicts ----------------------------------------------------------------
+    def conflicts(self, note_id: str | None = None) -> list[Conflict]:
+        """Open conflicts (oldest note first), of one note or of the whole vault."""
+        where = "r.conflict = ?" + (" AND r.note_id = ?" if note_id else "")
+        params: tuple[Any, ...] = (CONFLICT_OPEN,)
+        if note_id:
+            params += (self.resolve_id("notes", note_id),)
+        rows = self._db.query(
+            "SELECT r.note_id, n.client_id, r.revision, r.title, r.author, r.saved_at "
+            "FROM note_revisions r JOIN notes n ON n.id = r.note_id "
+            f"WHERE {where} ORDER BY n.created_at, r.note_id, r.revision",
+            params,
+        )
+        return [_make(Conflict, row) for row in rows]
+
+    def resolve_conflict(self, note_id: str, revision: int, *, keep: str) -> Note:
+        """Resolve an open conflict. ``keep="current"``: the current text stays;
+        ``keep="conflict"``: the conflicting text becomes a new current revision (the
+        replaced text stays in the history, like any edit). Either way both texts remain
+        in the history and the revision is no longer flagged. A signed note cannot take
+        the other text (NoteSignedError)."""
+        if keep not in ("current", "conflict"):
+            raise InvalidInputError("keep must be 'current' or 'conflict'")
+        with self._db.transaction() as conn:
+            current = self.get_note(note_id)
+            row = self._db.one(
+                "SELECT title, body FROM note_revisions "
+                "WHERE note_id = ? AND revision = ? AND conflict = ?",
+                (current.id, revision, CONFLICT_OPEN),
+            )
+            if row is None:
+                raise NotFoundError("no open conflict with that revision on this note")
+            conn.execute(
+                "UPDATE note_revisions SET conflict = ? WHERE note_id = ? AND revision = ?",
+                (CONFLICT_RESOLVED, current.id, revision),
+            )
+            note = current
+            if keep == "conflict":
+                if current.signed_at is not None:
+                    raise NoteSignedError()
+                note = self._new_revision(conn, current, str(row[0]), str(row[1]),
+                                          current.session_date)  # fmt: skip
+            self._log(conn, "resolve_conflict", "note", current.id, current.client_id,
+                      detail=f"revision {revision}: kept {keep}")  # fmt: skip
+        return note
 
     def search(self, text: str, *, limit: int = 20, prefix_last: bool = True) -> list[SearchHit]:
         """Full-text search over titles and bodies: notes whose *title* matches come
