@@ -3,8 +3,9 @@
 Global: ``tacit [--vault DIR] [--json] [--passphrase-fd N] COMMAND``. The vault defaults
 to the platform's user data folder; ``TACIT_VAULT`` overrides it. Exit statuses follow
 the error codes (app/errors.py): usage 2, wrong_passphrase 3, not_found 4,
-integrity_error 5, vault_exists/vault_missing 6, vault_locked 7, storage_error 8,
-note_signed 9, a sync server error 10, offline 11, tls_error 12, not_signed_in 13.
+integrity_error 5, vault_exists/vault_missing 6, vault_locked/device_locked 7,
+storage_error 8, note_signed 9, a sync server error 10, offline 11, tls_error 12,
+not_signed_in 13, order_refused 14. The sync commands are in app/clisync.py.
 
 Invariants: a command never prints a traceback (unless TACIT_DEBUG=1), never writes a
 secret or record outside the vault, and a failed command leaves the vault as it was.
@@ -19,7 +20,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import platformdirs
 
@@ -34,6 +35,8 @@ from app.cliio import (
     read_secret,
     table,
 )
+from app.cliio import ArgParser as _Parser
+from app.clisync import SyncCommands, add_sync_commands
 from app.errors import (
     IntegrityError,
     InternalError,
@@ -49,13 +52,6 @@ from app.vault.service import VaultService
 
 VAULT_ENV = "TACIT_VAULT"
 DEBUG_ENV = "TACIT_DEBUG"
-ACCOUNT_PASSWORD_ENV = "TACIT_ACCOUNT_PASSWORD"  # noqa: S105 - a variable name
-TOTP_ENV = "TACIT_TOTP"
-
-
-def _default_username(vault_id: str) -> str:
-    """A neutral username when none is given (the server stores it in plaintext)."""
-    return f"tacit-{vault_id.replace('-', '')[:12]}"
 
 
 def default_vault_dir() -> Path:
@@ -63,11 +59,6 @@ def default_vault_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_data_dir("tacit", appauthor=False)) / "vault"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
 
 
 def _common() -> argparse.ArgumentParser:
@@ -103,7 +94,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clinician", help="your name as author of notes")
     cmd("status", "vault facts: format, KDF, keychain binding, counts")
     cmd("check", "verify every page of the database and its indexes")
-    cmd("templates", "list note templates")
+    cmd("templates", "list the shipped note templates (no unlock)")
+    template = cmd("template", "your own note templates (kept in the vault, synced)")
+    template_sub = template.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    p = cmd("list", "shipped templates and yours", template_sub)
+    p.add_argument("--archived", action="store_true", help="include archived ones")
+    for name, help_text in (("add", "add a template of your own"),
+                            ("edit", "change one of your templates")):  # fmt: skip
+        p = cmd(name, help_text, template_sub)
+        p.add_argument("name" if name == "add" else "id")
+        if name == "edit":
+            p.add_argument("--name")
+        p.add_argument("--kind", choices=NOTE_KINDS, required=name == "add")
+        p.add_argument("--section", action="append", required=name == "add",
+                       help="a section heading (repeat, in order)")  # fmt: skip
+        p.add_argument("--description")
+    for name, help_text in (("archive", "stop offering a template (notes keep it)"),
+                            ("restore", "offer an archived template again")):  # fmt: skip
+        cmd(name, help_text, template_sub).add_argument("id")
     p = cmd("passwd", "change the passphrase (rewraps the key; no re-encryption)")
     p.add_argument("--new-passphrase-fd", type=int, metavar="N")
     p = cmd("recover", "unlock with the recovery key and set a new passphrase")
@@ -162,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--body-file", metavar="F")
     p = cmd("verify", "check a signed note's signature and its addenda", note)
     p.add_argument("id")
+    p = cmd("resolve", "resolve a sync conflict: keep the current text or the other", note)
+    p.add_argument("id")
+    p.add_argument("revision", type=int, help="the conflict's revision (tacit sync conflicts)")
+    p.add_argument("--keep", choices=("current", "conflict"), required=True)
 
     audit = cmd("audit", "the audit trail").add_subparsers(
         dest="action", metavar="ACTION", required=True, parser_class=_Parser
@@ -179,50 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="confirm that FILE will not be encrypted",
     )  # fmt: skip
     cmd("key", "print the clinician's public signing key")
-    _sync_commands(cmd, sub)
+    add_sync_commands(cmd, sub)
     return parser
-
-
-def _sync_commands(cmd: Callable[..., argparse.ArgumentParser], sub: Any) -> None:
-    """``account``, ``sync`` and ``server`` (issue 5)."""
-    account = cmd("account", "the sync account of this vault").add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=_Parser
-    )
-    for name, help_text in (("create", "sign up on a sync server (shows the TOTP QR code)"),
-                            ("login", "sign in on a sync server (password + TOTP)")):  # fmt: skip
-        p = cmd(name, help_text, account)
-        p.add_argument("--server", required=name == "create", metavar="URL")
-        p.add_argument("--username", metavar="U")
-        p.add_argument("--ca-file", metavar="F", help="trust only this CA for the server")
-        p.add_argument("--pin", metavar="SHA256", help="base64 SHA-256 of the server's key")
-        p.add_argument("--device-name", metavar="N", help="shown in the device list")
-        p.add_argument(
-            "--password-fd", type=int, metavar="N",
-            help=f"account password from fd N (else ${ACCOUNT_PASSWORD_ENV})",
-        )  # fmt: skip
-        if name == "login":
-            factor = p.add_mutually_exclusive_group()
-            factor.add_argument("--totp", metavar="CODE")
-            factor.add_argument("--recovery-code", metavar="C")
-    cmd("status", "the account this vault syncs with", account)
-    cmd("logout", "end this device's session", account)
-    p = cmd("sync", "sync now; 'status': pending changes; 'conflicts': kept texts")
-    p.add_argument("sync_action", nargs="?", choices=("run", "status", "conflicts", "refused"),
-                   default="run", metavar="[status|conflicts|refused]")  # fmt: skip
-    p.add_argument("--note", help="conflicts of one note")
-    server = cmd("server", "run the sync server (needs the 'server' extra)").add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=_Parser
-    )
-    p = cmd("run", "serve the sync API", server)
-    p.add_argument("--db", metavar="URL")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8443)
-    p.add_argument("--tls-cert", type=Path, metavar="F")
-    p.add_argument("--tls-key", type=Path, metavar="F")
-    p.add_argument("--origin", metavar="URL")
-    p.add_argument("--insecure", action="store_true", help="plain HTTP behind a TLS proxy")
-    p = cmd("migrate", "create or upgrade the server database", server)
-    p.add_argument("--db", metavar="URL")
 
 
 def _client_fields(p: argparse.ArgumentParser) -> None:
@@ -231,7 +203,7 @@ def _client_fields(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phone")
 
 
-class Cli:
+class Cli(SyncCommands):
     """One invocation: parsed arguments, the service, and where output goes."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -244,8 +216,13 @@ class Cli:
         fd: int | None = getattr(self.args, "passphrase_fd", None)
         return fd
 
-    def unlock(self) -> VaultService:
-        self.service.read_header()  # vault_missing / integrity_error before any prompt
+    def unlock(self, *, check_orders: bool = True) -> VaultService:
+        """Open the vault, first carrying out a lock or wipe order waiting on the sync
+        server (``check_orders``; app/clisync.py)."""
+        hdr = self.service.read_header()  # vault_missing / integrity_error before any prompt
+        if check_orders and hdr.account is not None:  # linked: an order may be waiting
+            self.check_orders()
+        self.service.refuse_if_remote_locked()  # device_locked before asking for a passphrase
         self.service.unlock(
             read_passphrase("Passphrase", fd=self.passphrase_fd(), env=PASSPHRASE_ENV)
         )
@@ -282,6 +259,22 @@ class Cli:
     def templates(self) -> None:
         items = [t.to_dict() for t in VaultService.templates(self.service)]
         self.out.emit(items, table(items, ("id", "name", "kind", "sections")))
+
+    def template(self) -> None:
+        a = self.args
+        svc = self.unlock()
+        if a.action == "list":
+            items = [t.to_dict() for t in svc.templates(include_archived=a.archived)]
+            self.out.emit(items, table(items, ("id", "name", "kind", "custom", "archived")))
+            return
+        if a.action == "add":
+            t = svc.add_template(a.name, a.kind, a.section, a.description or "")
+        elif a.action == "edit":
+            t = svc.update_template(a.id, name=a.name, kind=a.kind, sections=a.section,
+                                    description=a.description)  # fmt: skip
+        else:
+            t = svc.update_template(a.id, archived=a.action == "archive")
+        self.out.emit(t.to_dict(), f"{t.id}  {t.name}" + ("  (archived)" if t.archived else ""))
 
     def passwd(self) -> None:
         svc = self.unlock()
@@ -367,6 +360,12 @@ class Cli:
                 {"ok": True, "addenda": result.addenda},
                 f"The signature is valid ({result.addenda} addenda verified).",
             )
+        elif a.action == "resolve":
+            n = self.unlock().resolve_conflict(a.id, a.revision, keep=a.keep)
+            self.out.emit(
+                {"id": n.id, "revision": n.revision, "kept": a.keep},
+                f"Resolved: {n.id} is at revision {n.revision} ({a.keep} text).",
+            )
         elif a.action == "history":
             revs = [r.to_dict() for r in self.unlock().note_history(a.id)]
             self.out.emit(revs, table(revs, ("revision", "saved_at", "author", "title")))
@@ -446,86 +445,6 @@ class Cli:
         public = self.unlock().signing_public_key()
         self.out.emit({"algorithm": "ed25519", "public_key": public}, public)
 
-    # -- sync ------------------------------------------------------------------------
-    def _sync_service(self) -> Any:
-        from app.sync.service import SyncService, fault_from_env
-
-        return SyncService(self.unlock(), fault=fault_from_env())
-
-    def account(self) -> None:
-        a = self.args
-        if a.action in ("create", "login"):
-            password = read_passphrase(
-                "Account password", fd=a.password_fd, env=ACCOUNT_PASSWORD_ENV,
-                confirm=a.action == "create",
-            )  # fmt: skip
-            sync = self._sync_service()
-            if a.action == "create":
-                self._account_created(sync.create_account(
-                    a.server, a.username or _default_username(sync.store.vault_id), password,
-                    ca_file=a.ca_file, pin=a.pin, device_name=a.device_name,
-                ))  # fmt: skip
-                return
-            totp, code = a.totp, a.recovery_code
-            if totp is None and code is None:
-                totp = read_secret("TOTP code", fd=None, env=TOTP_ENV)
-            info = sync.login(
-                password, server=a.server, username=a.username, totp=totp, recovery_code=code,
-                ca_file=a.ca_file, pin=a.pin, device_name=a.device_name,
-            )  # fmt: skip
-            self.out.emit(info, f"Signed in to {info['server']} as {info['username']}.")
-        elif a.action == "status":
-            self.out.emit(self._sync_service().status())
-        else:
-            self.out.emit(self._sync_service().logout(), "Signed out.")
-
-    def _account_created(self, info: dict[str, Any]) -> None:
-        if self.out.as_json:
-            self.out.emit(info)
-            return
-        import io
-
-        import segno
-
-        qr = io.StringIO()
-        segno.make(info["totp_uri"], error="m").terminal(out=qr, compact=True)
-        codes = "\n".join(f"    {c}" for c in info["recovery_codes"])
-        self.out.emit(info, (
-            f"Created sync account {info['account_id']} (username {info['username']}).\n\n"
-            "Scan this with your authenticator app (TOTP), then sign in with "
-            "'tacit account login':\n\n"
-            f"{qr.getvalue()}\n{info['totp_uri']}\n\n"
-            f"Recovery codes (shown once; each works once):\n{codes}"
-        ))  # fmt: skip
-
-    def sync(self) -> None:
-        a = self.args
-        sync = self._sync_service()
-        if a.sync_action == "status":
-            self.out.emit(sync.sync_status())
-        elif a.sync_action == "conflicts":
-            rows = sync.conflicts(a.note)
-            self.out.emit(rows, table(rows, ("note_id", "revision", "saved_at")))
-        elif a.sync_action == "refused":
-            rows = sync.refused()
-            self.out.emit(rows, table(rows, ("item_id", "kind", "reason", "at")))
-        else:
-            counts = sync.sync()
-            self.out.emit(counts, f"Pushed {counts['pushed']}, pulled {counts['pulled']}, "
-                                  f"conflicts {counts['conflicts']}.")  # fmt: skip
-
-    def server(self) -> int:
-        a = self.args
-        try:
-            from app.sync.server import main as server_main
-        except ImportError:
-            raise UsageError("the sync server needs the 'server' extra (pip install "
-                             "'tacit[server]')") from None  # fmt: skip
-        if a.action == "migrate":
-            return server_main.migrate(a.db)
-        return server_main.run(a.db, a.host, a.port, a.tls_cert, a.tls_key, a.origin,
-                               allow_insecure=a.insecure)  # fmt: skip
-
     def gui(self) -> int:
         try:
             from app.ui import main as gui_main
@@ -534,6 +453,10 @@ class Cli:
                 "the desktop app needs PySide6: install Tacit with the 'gui' extra"
             ) from None
         return int(gui_main(self.vault_dir, sys.argv[:1]))
+
+
+# Commands whose method has another name (``Cli.unlock`` opens the vault for the others).
+_HANDLERS = {"unlock": "unlock_online"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -546,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(args_list)
         cli = Cli(args)
         command = args.command or "gui"
-        handler: Callable[[], Any] = getattr(cli, command)
+        handler: Callable[[], Any] = getattr(cli, _HANDLERS.get(command, command))
         result = handler()
         code = int(result) if isinstance(result, int) else 0
         succeeded = code == 0

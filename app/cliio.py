@@ -8,13 +8,15 @@ one JSON document and errors go to stderr as ``{"error": {"code", "message"}}``.
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from app.errors import InvalidInputError, TacitError, UsageError
 from app.vault.crypto import Passphrase
@@ -24,6 +26,13 @@ NEW_PASSPHRASE_ENV = "TACIT_NEW_PASSPHRASE"  # noqa: S105 - a variable name
 RECOVERY_KEY_ENV = "TACIT_RECOVERY_KEY"
 MAX_SECRET_BYTES = 4096
 MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+class ArgParser(argparse.ArgumentParser):
+    """argparse that raises UsageError (exit 2, the error envelope) instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
 
 
 def _read_fd(fd: int) -> str:
@@ -129,7 +138,12 @@ def _scalar(value: Any) -> str:
         return ", ".join(_scalar(v) for v in value)
     if value is None:
         return "—"
-    return str(value)
+    # Table cells may hold text from elsewhere (a device name the server stored): no
+    # control character reaches the terminal (escape sequences could rewrite the screen).
+    return _CONTROL.sub("\ufffd", str(value))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

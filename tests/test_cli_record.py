@@ -187,3 +187,28 @@ def test_audit_csv_export_needs_consent_and_is_audited(ready: Tacit, tmp_path: A
     assert [e["record_type"] for e in exports] == ["audit"]
     again = ready("--json", "audit", "export", "--out", str(out), "--i-understand-plaintext")
     assert again.code == 2  # never overwrites
+
+
+def test_own_templates(ready: Tacit) -> None:
+    added = ready.ok("template", "add", "Couples session", "--kind", "progress",
+                     "--section", "Presenting issue", "--section", "Plan")  # fmt: skip
+    assert isinstance(added, dict) and added["custom"] is True
+    tid = str(added["id"])
+    listed = ready.ok("template", "list")
+    assert isinstance(listed, list) and listed[-1]["id"] == tid
+    shipped = ready.ok("templates")  # no unlock: the shipped ones only
+    assert isinstance(shipped, list) and all(not t["custom"] for t in shipped)
+    cid = str(ready.ok("client", "add", "Template Client")["id"])  # type: ignore[index]
+    note = ready.ok("note", "new", "--client", cid, "--template", "couples session")
+    shown = ready.ok("note", "show", str(note["id"]))  # type: ignore[index]
+    assert isinstance(shown, dict) and shown["template"] == tid
+    assert shown["body"].startswith("## Presenting issue")
+    edited = ready.ok("template", "edit", tid[:8], "--section", "Only")
+    assert isinstance(edited, dict) and edited["sections"] == ["Only"]
+    assert ready.ok("template", "archive", tid)["archived"] is True  # type: ignore[index]
+    refused = ready("--json", "note", "new", "--client", cid, "--template", tid)
+    assert refused.code == 2 and refused.error["code"] == "invalid_input"
+    archived = ready.ok("template", "list", "--archived")
+    assert isinstance(archived, list) and archived[-1]["archived"] is True
+    clash = ready("--json", "template", "add", "SOAP", "--kind", "progress", "--section", "A")
+    assert clash.code == 2

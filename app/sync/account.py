@@ -52,6 +52,10 @@ def kdf_to_wire(params: KdfParams, salt: bytes) -> protocol.KdfParams:
     }  # fmt: skip
 
 
+MAX_KDF_MEMORY_KIB = 4 * 1024 * 1024  # 4 GiB: sixteen times the floor
+MAX_KDF_PARALLELISM = 16
+
+
 def kdf_from_wire(doc: Any) -> tuple[KdfParams, bytes]:
     """Parse and check what a server says. Raises KdfTooWeakError below this client's
     floor, InvalidRequestError on anything malformed."""
@@ -64,7 +68,13 @@ def kdf_from_wire(doc: Any) -> tuple[KdfParams, bytes]:
         salt = protocol.b64decode(str(doc["salt"]))
     except (KeyError, TypeError, ValueError):
         raise protocol.InvalidRequestError("the server sent malformed KDF parameters") from None
-    if not params.at_least(crypto.kdf_floor()) or params.iterations > 1000:
+    # Upper bounds too: a server must not make this client run out of memory or spin.
+    if (
+        not params.at_least(crypto.kdf_floor())
+        or params.iterations > 1000
+        or params.memory_kib > MAX_KDF_MEMORY_KIB
+        or params.parallelism > MAX_KDF_PARALLELISM
+    ):
         raise protocol.KdfTooWeakError(
             "the server asks for key-derivation parameters outside this client's limits"
         )

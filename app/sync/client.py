@@ -27,6 +27,8 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -105,7 +107,7 @@ class HttpTransport:
 
     def __init__(
         self, server_url: str, *, ca_file: Path | None = None, pin: str | None = None,
-        timeout: float = TIMEOUT_S, session: Session | None = None,
+        timeout: float | httpx.Timeout = TIMEOUT_S, session: Session | None = None,
         on_tokens: Callable[[Session], None] | None = None,
         now_ms: Callable[[], int] | None = None,
     ) -> None:  # fmt: skip
@@ -121,6 +123,8 @@ class HttpTransport:
         self._on_tokens = on_tokens
         self._refresh_lock = threading.Lock()
         self._now_ms = now_ms or _system_ms
+        # The server's clock (its Date header) at the last answer, for the offline lease.
+        self.server_time: datetime | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -134,17 +138,29 @@ class HttpTransport:
     # -- plumbing ----------------------------------------------------------------------
     def _send(
         self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
-        token: str | None = None,
+        token: str | None = None, control: str | None = None, timeout: float | None = None,
     ) -> Any:  # fmt: skip
+        """One request; ``None`` for a ``204``. ``control``: the device control token (its
+        own header, never with a bearer token)."""
         headers = {"Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
+        if control is not None:
+            headers[protocol.CONTROL_TOKEN_HEADER] = control
+        extra: dict[str, Any] = {}
+        if timeout is not None:  # a long poll reads for longer than other requests
+            extra["timeout"] = httpx.Timeout(timeout, connect=self._http.timeout.connect)
         try:
-            response = self._http.request(method, path, json=body, params=params, headers=headers)
+            response = self._http.request(
+                method, path, json=body, params=params, headers=headers, **extra
+            )
         except httpx.TransportError as exc:
             if _is_tls_failure(exc):
                 raise TlsError() from None
             raise OfflineError() from None
+        self.server_time = _server_date(response) or self.server_time
+        if response.status_code == 204:
+            return None
         try:
             doc = response.json()
         except (ValueError, json.JSONDecodeError):
@@ -205,8 +221,8 @@ class HttpTransport:
         return cast(protocol.ChallengeResponse,
                     self._send("POST", protocol.PATH_AUTH_CHALLENGE, body=body))  # fmt: skip
 
-    def login(self, body: protocol.LoginRequest) -> protocol.SessionTokens:
-        tokens = cast(protocol.SessionTokens,
+    def login(self, body: protocol.LoginRequest) -> protocol.LoginResponse:
+        tokens = cast(protocol.LoginResponse,
                       self._send("POST", protocol.PATH_AUTH_LOGIN, body=body))  # fmt: skip
         self.session = Session.from_tokens(tokens)
         return tokens
@@ -231,6 +247,53 @@ class HttpTransport:
 
     def get_item(self, item_id: str) -> protocol.Item:
         return cast(protocol.Item, self._authed("GET", protocol.item_path(item_id)))
+
+    # -- devices, orders, escrow (docs/PROTOCOL.md, "Devices, orders and escrow") --------
+    def signing_key(self) -> protocol.SigningKeyResponse:
+        """The registered account signing key. Raises SigningKeyMissingError."""
+        return cast(protocol.SigningKeyResponse, self._authed("GET", protocol.PATH_SIGNING_KEY))
+
+    def put_signing_key(self, body: protocol.SigningKeyRequest) -> protocol.SigningKeyResponse:
+        return cast(protocol.SigningKeyResponse,
+                    self._authed("PUT", protocol.PATH_SIGNING_KEY, body=body))  # fmt: skip
+
+    def send_order(self, device_id: str, body: protocol.SignedOrder) -> protocol.Device:
+        path = protocol.device_orders_path(device_id)
+        return cast(protocol.Device, self._authed("POST", path, body=body))
+
+    def new_escrow_key(self) -> protocol.EscrowKeyResponse:
+        return cast(protocol.EscrowKeyResponse,
+                    self._authed("POST", protocol.PATH_SELF_ESCROW, body={}))  # fmt: skip
+
+    # -- with the device control token (works while the sessions are revoked) -----------
+    def pending_order(self, control: str, wait: int = 0) -> protocol.SignedOrder | None:
+        """The pending lock or wipe order, or None (``204`` after ``wait`` seconds)."""
+        wait = max(0, min(int(wait), protocol.MAX_ORDER_WAIT_S))
+        doc = self._send("GET", protocol.PATH_SELF_ORDER, params={"wait": wait},
+                         control=control, timeout=wait + TIMEOUT_S)  # fmt: skip
+        return cast(protocol.SignedOrder | None, doc)
+
+    def ack_order(self, control: str, order_id: str, state: str) -> None:
+        body = {"order_id": order_id, "state": state}
+        self._send("POST", protocol.PATH_SELF_ORDER_ACK, body=body, control=control)
+
+    def release_escrow(
+        self, control: str, reauth: protocol.Reauth
+    ) -> protocol.EscrowReleaseResponse:
+        doc = self._send("POST", protocol.PATH_SELF_ESCROW_RELEASE, body=reauth, control=control)
+        release = cast(protocol.EscrowReleaseResponse, doc)
+        self.session = Session.from_tokens(release["session"])
+        return release
+
+
+def _server_date(response: httpx.Response) -> datetime | None:
+    value = response.headers.get("date")
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _system_ms() -> int:

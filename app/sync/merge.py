@@ -13,12 +13,16 @@ Notes (one item per note, carrying its whole revision history):
 - every revision of the loser that the winner lacks is appended to the history, and the
   loser's current text becomes a revision flagged ``conflict``: **both texts are kept**,
   the clinician sees the other in the note's history and ``tacit sync conflicts``.
+  A revision's ``conflict`` is 0 (none), 1 (open) or 2 (resolved); a revision both sides
+  hold takes the higher state, so a resolution made on either device survives the merge.
 
 Clients: field values are short and overwritten as a whole: the version with the newer
 ``updated_at`` wins (same tie-break), counted as one conflict. The older values of a
 concurrently edited client are not kept (docs/PROTOCOL.md, client section).
 
-Addenda and audit entries never conflict: they are immutable, with unique ids.
+Templates the clinician added merge like clients (the newer version wins as a whole).
+
+Addenda, audit entries and signers never conflict: they are immutable, with unique ids.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def merge(kind: str, local: Content, remote: Content) -> tuple[Content, int]:
         return copy.deepcopy(remote), 0
     if kind == "note":
         return merge_note(local, remote)
-    if kind == "client":
+    if kind in ("client", "template"):
         winner = local if _newer(local, remote) else remote
         return copy.deepcopy(winner), 1
     # Immutable kinds: the server's copy is the record (ids are unique per record).
@@ -86,11 +90,25 @@ def _pick(local: Content, remote: Content) -> tuple[Content, Content]:
     return (local, remote) if _newer(local, remote) else (remote, local)
 
 
+CONFLICT_OPEN = 1  # app/vault/models.py: CONFLICT_NONE, CONFLICT_OPEN, CONFLICT_RESOLVED
+
+
+def conflict_state(rev: Mapping[str, Any]) -> int:
+    """0, 1 or 2; ``true``/``false`` (contents written before resolutions) read as 1/0."""
+    value = rev.get("conflict") or 0
+    return int(value) if int(value) in (0, 1, 2) else 0
+
+
 def merge_note(local: Content, remote: Content) -> tuple[Content, int]:
     winner, loser = _pick(local, remote)
     merged = copy.deepcopy(winner)
     revisions: list[dict[str, Any]] = merged.get("revisions", [])
-    seen = {_revision_key(r) for r in revisions}
+    by_key = {_revision_key(r): r for r in revisions}
+    for rev in loser.get("revisions", []):
+        mine = by_key.get(_revision_key(rev))
+        if mine is not None and conflict_state(rev) > conflict_state(mine):
+            mine["conflict"] = conflict_state(rev)  # resolved on the other device
+    seen = set(by_key)
     numbers = [int(r["revision"]) for r in revisions] + [int(merged["revision"])]
     next_number = max(numbers) + 1
     appended = False
@@ -106,7 +124,8 @@ def merge_note(local: Content, remote: Content) -> tuple[Content, int]:
     if _text(loser) not in known_texts:
         revisions.append({
             "revision": next_number, "title": loser["title"], "body": loser["body"],
-            "author": loser["author"], "saved_at": loser["updated_at"], "conflict": True,
+            "author": loser["author"], "saved_at": loser["updated_at"],
+            "conflict": CONFLICT_OPEN,
         })  # fmt: skip
         next_number += 1
         appended = True

@@ -8,7 +8,15 @@ the password; see app/sync/account.py).
 
 Invariants: every call needs an unlocked vault; a vault is linked to at most one
 account (signing in to another is refused, so two accounts' records never mix); each
-sign-up, sign-in and sync leaves an audit entry (``account`` / ``sync``, counts only).
+sign-up, sign-in and sync leaves an audit entry (``account`` / ``sync``, counts only);
+the ``sync`` entry is written before the run's push, which carries it, so a sync leaves
+nothing queued behind it.
+
+Sync runs reuse one ``HttpTransport`` (one kept-alive TLS connection) for as long as the
+server settings and the stored session stay the same; the desktop app syncs again and
+again, and a new connection (TCP and TLS handshakes) per run would cost more than the
+run itself. ``close()`` ends it (at lock); a failed run ends it too, so the next run
+starts on a fresh connection.
 """
 
 from __future__ import annotations
@@ -16,17 +24,21 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.errors import NotSignedInError, UsageError
+from app.errors import DeviceLockedError, DeviceWipedError, NotSignedInError, UsageError
 from app.sync import protocol
 from app.sync.account import SessionStore, kdf_from_wire, kdf_to_wire, new_kdf
 from app.sync.client import HttpTransport, Session, normalize_pin
-from app.sync.engine import Fault, SyncEngine, SyncResult
+from app.sync.devices import ControlRecord, DeviceService
+from app.sync.engine import Fault, RunRecord, SyncEngine, SyncResult
 from app.vault import crypto
-from app.vault.crypto import Passphrase, SigningKey, SymmetricKey
+from app.vault.crypto import EscrowKey, Passphrase, SigningKey, SymmetricKey
+from app.vault.header import SLOT_ESCROW
 from app.vault.passphrase import require_strong
 from app.vault.service import VaultService
 
@@ -69,14 +81,29 @@ class SyncService:
         self.sessions = SessionStore(self.store)
         self._fault = fault
         self._transport_factory = transport_factory
+        # The transport kept between sync runs, the settings it was made for, and the
+        # stored session (raw meta value) its tokens match.
+        self._kept_lock = threading.Lock()
+        self._kept: HttpTransport | None = None
+        self._kept_for: tuple[str, str | None, str | None] | None = None
+        self._kept_session: str | None = None
+
+    def close(self) -> None:
+        """End the connection kept between syncs (idempotent; a later sync opens a new
+        one). Safe to call from another thread than the one syncing."""
+        with self._kept_lock:
+            kept, self._kept, self._kept_for, self._kept_session = self._kept, None, None, None
+        if kept is not None:
+            kept.close()
 
     # -- settings ----------------------------------------------------------------------
     def _transport(
-        self, server: str, ca_file: str | None, pin: str | None, session: Session | None = None
-    ) -> HttpTransport:
+        self, server: str, ca_file: str | None, pin: str | None, session: Session | None = None,
+        on_tokens: Callable[[Session], None] | None = None,
+    ) -> HttpTransport:  # fmt: skip
         return self._transport_factory(
             server, ca_file=Path(ca_file) if ca_file else None, pin=pin, session=session,
-            on_tokens=self.sessions.save,
+            on_tokens=on_tokens or self.sessions.save,
         )  # fmt: skip
 
     def _device_key(self) -> SigningKey:
@@ -130,6 +157,9 @@ class SyncService:
                 created = transport.signup(body)
             self._link(origin, username, created["account_id"], body["kdf"], master,
                        ca_file, pin, device_name)  # fmt: skip
+            # Sign-up opens no session: the signing key is registered at the first login.
+            self._link_vault(master, created["account_id"])
+            self._save_control(origin, username, created.get("control_token"), ca_file, pin)
         finally:
             master.wipe()
             login_key.wipe()
@@ -201,9 +231,15 @@ class SyncService:
                 if linked is not None and linked != tokens["account_id"]:
                     transport.logout()
                     raise UsageError("this vault is linked to another sync account")
+                # The login rotated this device's control token: keep the new one first,
+                # so a failure below cannot leave the device deaf to orders.
+                where = self._save_control(origin, username, tokens.get("control_token"),
+                                           ca_file, pin)  # fmt: skip
                 self.sessions.save(Session.from_tokens(tokens))
                 self._link(origin, username, tokens["account_id"], kdf, master, ca_file, pin,
                            device_name)  # fmt: skip
+                self._link_vault(master, tokens["account_id"])
+                signing = self._register_signing_key(transport, master, tokens["account_id"])
             finally:
                 master.wipe()
                 login_key.wipe()
@@ -211,9 +247,11 @@ class SyncService:
             self.store.enqueue_all()
         self.store.record("account", "signed in")
         return {"account_id": tokens["account_id"], "device_id": tokens["device_id"],
-                "username": username, "server": origin}  # fmt: skip
+                "username": username, "server": origin, "signing_key": signing,
+                "control_token_in": where}  # fmt: skip
 
     def logout(self) -> dict[str, Any]:
+        self.close()
         if self.store.get("session") is not None:
             try:
                 with self._session_transport() as transport:
@@ -234,6 +272,9 @@ class SyncService:
             "session_expires_at": protocol.format_time(session.refresh_expires_ms)
             if session else None,
             "pin": self.store.get("pin"), "ca_file": self.store.get("ca_file"),
+            "signing_key": self.store.get("signing_key"),
+            "control_token_in": DeviceService(self.vault).control.where(),
+            "escrow_slot": SLOT_ESCROW in self.vault.read_header().slots,
         }  # fmt: skip
 
     # -- sync --------------------------------------------------------------------------
@@ -255,28 +296,197 @@ class SyncService:
     def _engine_for_keys(self) -> SyncEngine:
         return SyncEngine(self.store, _NoTransport(), self._master())
 
-    def sync(self) -> dict[str, Any]:
-        """Pull, then push. Raises NotSignedInError, OfflineError (the outbox is kept),
-        TlsError, an ApiError (e.g. token_reused: sign in again)."""
+    def _kept_transport(self) -> HttpTransport:
+        """The transport sync runs share: reused while the server settings and the
+        stored session are unchanged (a refresh by this transport updates both), else
+        made anew (or, same server, given the stored session). Raises NotSignedInError."""
+        server = self.store.get("server")
+        if server is None:
+            raise NotSignedInError()
+        wanted = (server, self.store.get("ca_file"), self.store.get("pin"))
+        raw = self.store.get("session")
+        with self._kept_lock:
+            kept, kept_for, kept_session = self._kept, self._kept_for, self._kept_session
+        if kept is not None and kept_for == wanted and kept_session == raw and raw is not None:
+            return kept
+        session = self.sessions.load()
+        if session is None:
+            raise NotSignedInError("this device is not signed in; run 'tacit account login'")
+        if kept is not None and kept_for == wanted:
+            kept.session = session  # signed in again, or refreshed by another process
+            transport = kept
+        else:
+            if kept is not None:
+                self.close()
+            transport = self._transport(*wanted, session, on_tokens=self._tokens_refreshed)
+        with self._kept_lock:
+            self._kept, self._kept_for, self._kept_session = transport, wanted, raw
+        return transport
+
+    def _tokens_refreshed(self, session: Session) -> None:
+        self.sessions.save(session)
+        with self._kept_lock:
+            self._kept_session = self.store.get("session")
+
+    def sync(self, *, check_orders: bool = True) -> dict[str, Any]:
+        """Check for a device order (``check_orders``; the CLI has just done so), pull,
+        then push, on the kept connection; then, for a linked vault, register the
+        account signing key if that is not done and add the escrow slot if there is
+        none. Raises NotSignedInError, OfflineError (the outbox is kept), TlsError, an
+        ApiError (e.g. token_reused: sign in again), DeviceLockedError /
+        DeviceWipedError (an order arrived and was carried out: the vault is closed)."""
+        master = self._master()
+        try:
+            transport = self._kept_transport()
+            account_id = self.store.get("account_id")
+            if check_orders and account_id is not None:
+                self._check_orders(transport)
+            engine = SyncEngine(self.store, transport, master, fault=self._fault)
+            result = engine.sync(_RUN_RECORD)
+            extra: dict[str, Any] = {}
+            if account_id is not None:
+                self._link_vault(master, account_id)
+                if self.store.get("signing_key") != "registered":
+                    extra["signing_key"] = self._register_signing_key(transport, master,
+                                                                      account_id)  # fmt: skip
+                if SLOT_ESCROW not in self.vault.read_header().slots:
+                    extra["escrow_slot"] = self.renew_escrow(master, transport)
+                self.vault.record_checkin(server_time=transport.server_time)
+        except BaseException:
+            self.close()  # whatever broke, the next run starts on a fresh connection
+            raise
+        finally:
+            master.wipe()
+        if result.pulled:
+            self.vault.sync_changed()
+        return {**result.to_dict(), **extra}
+
+    # -- remote lock (docs/PROTOCOL.md, "What the client must do") -----------------------
+    def _check_orders(self, transport: HttpTransport) -> None:
+        devices = DeviceService(self.vault, transport_factory=self._transport_factory)
+        check = devices.check_order(transport=transport)
+        if check.applied:
+            raise DeviceWipedError() if check.action == "wipe" else DeviceLockedError()
+
+    def _save_control(
+        self, origin: str, username: str, token: str | None, ca_file: str | None,
+        pin: str | None,
+    ) -> str | None:  # fmt: skip
+        """Keep the control token (and how to reach the server) where a locked vault can
+        read it. Returns where it went, or None when the server sent none."""
+        if not token:
+            return None
+        ca = str(Path(ca_file).resolve()) if ca_file else None
+        record = ControlRecord(origin, username, token, ca, pin)
+        return DeviceService(self.vault).control.save(record)
+
+    def _link_vault(self, master: SymmetricKey, account_id: str) -> None:
+        """Put the account signing key (derived here, never taken from the server) into
+        the vault header, so orders verify while the vault is locked."""
+        key = crypto.account_signing_key(master)
+        try:
+            public = key.public_key()
+        finally:
+            key.wipe()
+        link = self.vault.read_header().account
+        if (link is None or link.account_id != account_id or link.device_id != self.vault.device_id
+                or link.signing_public_key != public):  # fmt: skip
+            self.vault.set_account_signing_key(public, account_id)
+
+    def _register_signing_key(
+        self, transport: HttpTransport, master: SymmetricKey, account_id: str
+    ) -> str:
+        """Register the account signing key with the server (with its proof) unless it is
+        already. Returns ``registered``, or ``mismatch`` when another key is registered:
+        the server then refuses this device's orders (and every device refuses orders
+        signed with the other key) until the owner replaces it, which needs full
+        re-authentication."""
+        key = crypto.account_signing_key(master)
+        try:
+            public = protocol.b64encode(key.public_key())
+            try:
+                current: str | None = transport.signing_key()["public_key"]
+            except protocol.SigningKeyMissingError:
+                current = None
+            if current is None:
+                proof = crypto.sign(key, b"", protocol.signing_key_proof_message(account_id))
+                body: protocol.SigningKeyRequest = {"public_key": public,
+                                                    "proof": protocol.b64encode(proof)}  # fmt: skip
+                current = transport.put_signing_key(body)["public_key"]
+        finally:
+            key.wipe()
+        state = "registered" if current == public else "mismatch"
+        self.store.put({"signing_key": state})
+        return state
+
+    def renew_escrow(self, master: SymmetricKey, transport: HttpTransport | None = None) -> bool:
+        """A new escrow key from the server, wrapped into the vault's escrow slot with the
+        account's half (replacing any earlier slot). Raises NotSignedInError, OfflineError,
+        TlsError, an ApiError, StorageError."""
+        doc = (transport or self._kept_transport()).new_escrow_key()
+        try:
+            server_key = EscrowKey(protocol.b64decode(doc["escrow_key"]))
+        except (KeyError, ValueError):
+            raise protocol.ApiError("the sync server sent a malformed escrow key") from None
+        account_key = crypto.account_escrow_key(master)
+        try:
+            self.vault.add_escrow_slot(server_key, account_key)
+        finally:
+            server_key.wipe()
+            account_key.wipe()
+        return True
+
+    def devices(self) -> list[dict[str, Any]]:
+        """The account's devices: id, name, last_seen, state, current, created_at and the
+        latest order (with ``acked_at``: when it took effect)."""
+        with self._session_transport() as transport:
+            listed = transport.devices()
+        return [{"id": d["id"], "name": d["name"], "last_seen": d["last_seen_at"],
+                 "state": d.get("state", "active"), "current": d["current"],
+                 "created_at": d["created_at"], "order": d.get("order")}
+                for d in listed]  # fmt: skip
+
+    def send_order(self, device: str, action: str) -> dict[str, Any]:
+        """Sign a ``lock``, ``wipe`` or ``restore`` order for another device of the
+        account (``device``: its id or a unique prefix) with the account signing key and
+        send it. Returns the device as the server now shows it. Raises UsageError (this
+        device, unknown or ambiguous id, another signing key registered),
+        NotSignedInError, an ApiError (device_state, ...), OfflineError, TlsError."""
+        if action not in protocol.ORDER_ACTIONS:
+            raise UsageError("an order is lock, wipe or restore")
+        account_id = self.store.get("account_id")
+        if account_id is None:
+            raise NotSignedInError()
         master = self._master()
         try:
             with self._session_transport() as transport:
-                engine = SyncEngine(self.store, transport, master, fault=self._fault)
-                result = engine.sync()
+                target = _pick(transport.devices(), device)
+                if self.store.get("signing_key") != "registered" and self._register_signing_key(
+                    transport, master, account_id) != "registered":  # fmt: skip
+                    raise UsageError(
+                        "the server holds a different account signing key than this device "
+                        "derives: other devices would refuse its orders. Replace it with "
+                        "full re-authentication first"
+                    )
+                order: protocol.DeviceOrder = {
+                    "v": protocol.ORDER_VERSION, "order_id": str(uuid.uuid4()),
+                    "account_id": account_id, "device_id": target["id"],
+                    "action": action,  # type: ignore[typeddict-item]
+                    "issued_at": protocol.format_time(_now_ms()),
+                }  # fmt: skip
+                key = crypto.account_signing_key(master)
+                try:
+                    signature = crypto.sign(key, b"", protocol.order_message(order))
+                finally:
+                    key.wipe()
+                shown = transport.send_order(
+                    target["id"], {"order": order, "signature": protocol.b64encode(signature)}
+                )
         finally:
             master.wipe()
-        self._finish(result)
-        return result.to_dict()
-
-    def _finish(self, result: SyncResult) -> None:
-        now = protocol.format_time(_now_ms())
-        self.store.record(
-            "sync", f"pulled {result.pulled}, pushed {result.pushed}, "
-            f"conflicts {result.conflicts}, refused {len(result.refused)}",
-            {"last_sync": now, "last_result": json.dumps(result.to_dict())},
-        )  # fmt: skip
-        if result.pulled:
-            self.vault.sync_changed()
+        self.store.record("account", f"sent a {action} order to device {target['id']}")
+        return {"id": shown["id"], "name": shown["name"], "last_seen": shown["last_seen_at"],
+                "state": shown.get("state"), "order": shown.get("order")}  # fmt: skip
 
     def sync_status(self) -> dict[str, Any]:
         last = self.store.get("last_result")
@@ -296,6 +506,34 @@ class SyncService:
 
     def refused(self) -> list[dict[str, str]]:
         return self.store.refused()
+
+
+def _pick(devices: list[protocol.Device], wanted: str) -> protocol.Device:
+    wanted = wanted.strip().lower()
+    exact = [d for d in devices if d["id"] == wanted]
+    found = exact or [d for d in devices if wanted and d["id"].startswith(wanted)]
+    if not found:
+        raise UsageError("no device of this account has that id (tacit devices list)")
+    if len(found) > 1:
+        raise UsageError("that id prefix matches several devices; give more of it")
+    if found[0]["current"]:
+        raise UsageError("that is this device; give orders from another device")
+    return found[0]
+
+
+def _detail(result: SyncResult, queued: int) -> str:
+    # Written before the push (which carries this entry), so: what the pull did, and
+    # how many queued records the push is about to send. last_result has final counts.
+    return (f"pulled {result.pulled}, conflicts {result.conflicts}, "
+            f"refused {len(result.refused)}, pushing {queued}")  # fmt: skip
+
+
+def _settings(result: SyncResult) -> dict[str, str | None]:
+    return {"last_sync": protocol.format_time(_now_ms()),
+            "last_result": json.dumps(result.to_dict())}  # fmt: skip
+
+
+_RUN_RECORD = RunRecord(_detail, _settings)
 
 
 class _NoTransport:

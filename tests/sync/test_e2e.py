@@ -139,6 +139,15 @@ def test_offline_edits_converge_and_a_conflict_keeps_both_texts(
     assert {"A's edit canary-1003", "B's edit canary-1004"} <= texts
     conflicts = a.ok("sync", "conflicts", "--note", shared)
     assert isinstance(conflicts, list) and len(conflicts) == 1
+    # A settles it from the CLI by taking its own text back; B follows on its next sync.
+    resolved = a.ok("note", "resolve", shared, str(conflicts[0]["revision"]), "--keep",
+                    "conflict")  # fmt: skip
+    assert isinstance(resolved, dict) and resolved["kept"] == "conflict"
+    a.sync()
+    b.sync()
+    assert b.body(shared) == "A's edit canary-1003"
+    assert b.ok("sync", "conflicts") == []
+    assert "B's edit canary-1004" in set(b.history(shared))
     status = a.ok("sync", "status")
     assert isinstance(status, dict) and status["last_sync"] is not None
     audit = a.ok("audit", "list", "--action", "sync")

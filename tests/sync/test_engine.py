@@ -5,72 +5,16 @@ items, pagination, offline."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.errors import OfflineError
-from app.sync.engine import SyncEngine, SyncResult
+from app.sync.engine import SyncResult
 from app.sync.merge import merge_note
 from app.vault.clock import ManualClock
-from app.vault.crypto import Passphrase, SymmetricKey
-from app.vault.keychain import MemoryKeychain
-from app.vault.service import VaultService
-from tests.conftest import PASSPHRASE
-from tests.sync.fakes import Boom, FakeServer, FakeTransport
-
-MASTER = bytes(range(32))
-
-
-class Device:
-    def __init__(self, directory: Path, clock: ManualClock, server: FakeServer) -> None:
-        self.vault = VaultService(directory, clock=clock, keychain=MemoryKeychain())
-        self.vault.create(Passphrase.from_str(PASSPHRASE))
-        self.vault.sync_store().put({"master_key": MASTER.hex()})
-        self.vault.sync_store().enqueue_all()
-        self.transport = FakeTransport(server)
-
-    def engine(self, **kwargs: Any) -> SyncEngine:
-        return SyncEngine(self.vault.sync_store(), self.transport, SymmetricKey(MASTER), **kwargs)
-
-    def sync(self, **kwargs: Any) -> SyncResult:
-        return self.engine(**kwargs).sync()
-
-    def records(self) -> dict[str, Any]:
-        store = self.vault.sync_store()
-        clients = {c.id: store.content("client", c.id) for c in self.vault.list_clients()}
-        notes = {n.id: store.content("note", n.id) for n in self.vault.list_notes(limit=1000)}
-        addenda = {a.id for n in notes for a in self.vault.addenda(n)}
-        return {"clients": clients, "notes": notes, "addenda": addenda}
-
-
-@pytest.fixture
-def server() -> FakeServer:
-    return FakeServer()
-
-
-@pytest.fixture
-def devices(
-    tmp_path: Path, clock: ManualClock, server: FakeServer
-) -> Iterator[tuple[Device, Device]]:
-    a = Device(tmp_path / "a", clock, server)
-    a.engine().ensure_items_key()
-    b = Device(tmp_path / "b", clock, server)
-    yield a, b
-    a.vault.lock()
-    b.vault.lock()
-
-
-def converge(*devices: Device) -> None:
-    for _ in range(2):
-        for d in devices:
-            d.sync()
-
-
-def server_items(server: FakeServer, kind: str) -> int:
-    return sum(1 for i in server.items.values() if i["kind"] == kind)
+from tests.sync.devices import Device, converge, server_items
+from tests.sync.fakes import Boom, FakeServer
 
 
 def test_offline_edits_on_both_sides_converge(devices: tuple[Device, Device]) -> None:
@@ -308,7 +252,7 @@ def test_merge_rules() -> None:
     merged, conflicts = merge_note(local, remote)
     assert conflicts == 1 and merged["body"] == "local"
     assert [r["body"] for r in merged["revisions"]] == ["v1", "remote"]
-    assert merged["revisions"][-1]["conflict"] is True
+    assert merged["revisions"][-1]["conflict"] == 1
     assert merged["revision"] > max(r["revision"] for r in merged["revisions"])
     # the other side already saw our text: no conflict
     ahead = _note("remote2", "t2", [("v1", "t1"), ("local", "t3")])
