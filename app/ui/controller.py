@@ -26,12 +26,14 @@ from __future__ import annotations
 import logging
 
 from app.errors import TacitError
+from app.sync.devices import DeviceService
 from app.sync.service import SyncService
 from app.ui.clipboard import ClipboardGuard
 from app.ui.firstrun import FirstRunWindow
 from app.ui.idle import ActivityFilter, IdleWatcher
 from app.ui.mainwindow import MainWindow
 from app.ui.ops import OpRunner
+from app.ui.orders import DeviceFactory, OrderWatcher
 from app.ui.prefs import Preferences, PreferenceStore
 from app.ui.qt import QApplication, QGuiApplication, QObject, QTimer, Signal
 from app.ui.session import SessionWatcher
@@ -45,6 +47,7 @@ from app.vault.service import VaultService
 log = logging.getLogger(__name__)
 
 SPARE_DELAY_MS = 100
+START_CHECK_MAX_MS = 5000  # the order check at start holds the passphrase back this long at most
 AUDIT_FLUSH_MS = 5000  # deferred audit events (views, lists, searches) reach the trail
 
 
@@ -68,6 +71,8 @@ class AppController(QObject):
         install_hooks: bool = True,
         idle_poll_ms: int = 1000,
         sync_factory: SyncFactory | None = None,
+        device_factory: DeviceFactory = DeviceService,
+        order_wait_s: int | None = None,
     ) -> None:
         super().__init__()
         self.app = app
@@ -83,6 +88,12 @@ class AppController(QObject):
         self.runner = OpRunner(self)
         # Background sync: its own one-thread runner, started at unlock, stopped at lock.
         self.sync = SyncDriver(service, factory=sync_factory or SyncService, parent=self)
+        # Device orders (lock/wipe from another device): a long-poll while unlocked.
+        self.device_factory = device_factory
+        self.orders = OrderWatcher(service, device_factory, parent=self)
+        if order_wait_s is not None:
+            self.orders.wait_s = order_wait_s
+        self.orders.carried_out.connect(self._order_carried_out)
         self.clipboard = ClipboardGuard(
             QGuiApplication.clipboard(), self.prefs.clipboard_seconds * 1000, self
         )
@@ -103,7 +114,7 @@ class AppController(QObject):
         app.commitDataRequest.connect(lambda _manager: self.lock(LockReason.QUIT))
         app.aboutToQuit.connect(self.shutdown)
 
-        self.unlock_window = UnlockWindow(service, self.runner)
+        self.unlock_window = UnlockWindow(service, self.runner, devices=device_factory)
         self.unlock_window.unlocked.connect(self._open_main)
         self.unlock_window.closed_by_user.connect(self.quit)
         self.first_run: FirstRunWindow | None = None
@@ -123,6 +134,7 @@ class AppController(QObject):
             self.session.attach_window(self.unlock_window)
         if self.service.exists():
             self._show_unlock()
+            self._check_orders_at_start()
         else:
             self._show_first_run()
 
@@ -152,6 +164,32 @@ class AppController(QObject):
         # After the unlock screen has painted, while the user types the passphrase.
         QTimer.singleShot(SPARE_DELAY_MS, self._build_spare)
 
+    def _check_orders_at_start(self) -> None:
+        """A device locked (or wiped) while the app was not running is locked before
+        anyone types: one quick, quiet order check (wait 0) while the passphrase is held
+        back, for at most ``START_CHECK_MAX_MS`` (offline is quick: a short connect
+        timeout; a slow server only delays the message, the order still applies)."""
+        try:
+            devices = self.device_factory(self.service)
+            if not devices.linked():
+                return
+        except (OSError, TacitError):
+            return
+        window = self.unlock_window
+        window.begin_order_check()
+        self.runner.run(lambda: devices.check_order(wait=0, quiet=True),
+                        lambda _check: window.end_order_check(),
+                        lambda _error: window.end_order_check())  # fmt: skip
+        QTimer.singleShot(START_CHECK_MAX_MS, window.end_order_check)
+
+    def _order_carried_out(self, action: str) -> None:
+        """The watcher carried out a lock or wipe order (the vault has locked itself and
+        ``VaultLocked`` has torn the windows down): say so on the unlock screen."""
+        if self.service.is_unlocked or self.main_window is not None:
+            self.lock(LockReason.REMOTE)  # not expected: the vault locks itself first
+        if not self._quitting:
+            self.unlock_window.show_order(action)
+
     def _new_main_window(self) -> MainWindow:
         window = MainWindow(self.service, self.runner, self.clipboard)
         window.lock_requested.connect(self.lock)
@@ -179,6 +217,7 @@ class AppController(QObject):
         window.start()
         window.attach_sync(self.sync)
         self.sync.start()
+        self.orders.start()
         self.idle.start()
         self.main_window_shown.emit()
 
@@ -233,6 +272,7 @@ class AppController(QObject):
 
     def _teardown(self) -> None:
         self.sync.stop()  # before the vault closes: an in-flight sync's result is dropped
+        self.orders.stop()
         self.idle.stop()
         self.audit_timer.stop()
         self.runner.cancel_all()
@@ -257,11 +297,25 @@ class AppController(QObject):
     def open_settings(self) -> SettingsDialog | None:
         if self.main_window is None:
             return None
+        try:  # the offline lease is offered only for a vault linked to a sync account
+            hdr = self.service.read_header()
+            linked, lease_days = hdr.account is not None, hdr.lease_days
+        except (OSError, TacitError):
+            linked, lease_days = False, None
         dialog = SettingsDialog(
-            self.prefs, self.apply_preferences, self.session.hooks, self.main_window
-        )
+            self.prefs, self.apply_preferences, self.session.hooks, self.main_window,
+            lease_days=lease_days, set_lease=self.set_lease if linked else None,
+        )  # fmt: skip
         dialog.open()
         return dialog
+
+    def set_lease(self, days: int | None) -> None:
+        """The offline lease from Settings (``VaultService.set_lease``; audited there)."""
+        try:
+            self.service.set_lease(days)
+        except TacitError as exc:
+            if self.main_window is not None:
+                self.main_window.show_status(f"The offline lease was not changed: {exc.message}")
 
     def apply_preferences(self, prefs: Preferences) -> None:
         changed = prefs.validated() != self.prefs

@@ -27,6 +27,7 @@ from app.ui.audit_viewer import AuditWindow
 from app.ui.clientpane import ClientPane
 from app.ui.clipboard import ClipboardGuard
 from app.ui.conflicts_dialog import ConflictsDialog
+from app.ui.devices_dialog import DevicesDialog
 from app.ui.dialogs import ClientDialog, ClientFields, NewNoteDialog
 from app.ui.editor import NoteEditor
 from app.ui.history import HistoryDialog
@@ -105,6 +106,7 @@ class MainWindow(QMainWindow):
         self.audit_window: AuditWindow | None = None
         self.sync: SyncDriver | None = None  # attached after unlock (attach_sync)
         self.account_dialog: AccountDialog | None = None
+        self.devices_dialog: DevicesDialog | None = None
         self.conflicts_dialog: ConflictsDialog | None = None
         self._tearing_down = False
         self._open_when_ready = False
@@ -219,6 +221,7 @@ class MainWindow(QMainWindow):
         self.discharge_action = self._action("&Discharge client…", None, self.discharge_client)
         self.account_action = self._action("Sync &account…", None, self.show_account)
         self.sync_now_action = self._action("Sync &now", None, self.sync_now)
+        self.devices_action = self._action("&Devices…", None, self.show_devices)
         self.conflicts_action = self._action("Sync &conflicts…", None, self.show_conflicts)
         self.templates_action = self._action("Note &templates…", None, self.show_templates)
         focus = [
@@ -252,7 +255,8 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(self.audit_action)
         account_menu = menus.addMenu("&Account")
-        for action in (self.account_action, self.sync_now_action, self.conflicts_action):
+        for action in (self.account_action, self.sync_now_action, self.conflicts_action,
+                       self.devices_action):  # fmt: skip
             account_menu.addAction(action)
 
         toolbar = self.addToolBar("Main")
@@ -317,10 +321,10 @@ class MainWindow(QMainWindow):
         audit, self.audit_window = self.audit_window, None
         if audit is not None:
             audit.wipe()
-        for dialog in (self.account_dialog, self.conflicts_dialog):
+        for dialog in (self.account_dialog, self.conflicts_dialog, self.devices_dialog):
             if dialog is not None:
                 dialog.wipe()
-        self.account_dialog = self.conflicts_dialog = None
+        self.account_dialog = self.conflicts_dialog = self.devices_dialog = None
         for child in self.findChildren(QWidget):
             if child.isWindow() and child is not self:
                 child.close()  # dialogs: history, client, new note, addendum, settings, audit
@@ -588,6 +592,20 @@ class MainWindow(QMainWindow):
         dialog.activateWindow()
         return dialog
 
+    def show_devices(self) -> DevicesDialog | None:
+        """Account ▸ Devices… (one dialog; a second call brings it forward)."""
+        if self.sync is None:
+            return None
+        dialog = self.devices_dialog
+        if dialog is None:
+            dialog = DevicesDialog(self.sync, self)
+            dialog.finished.connect(lambda _r: self._dialog_closed(dialog))
+            self.devices_dialog = dialog
+            dialog.open()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
     def show_conflicts(self) -> ConflictsDialog:
         dialog = self.conflicts_dialog
         if dialog is None:
@@ -611,6 +629,8 @@ class MainWindow(QMainWindow):
     def _dialog_closed(self, dialog: object) -> None:
         if self.account_dialog is dialog:
             self.account_dialog = None
+        if self.devices_dialog is dialog:
+            self.devices_dialog = None
         if self.conflicts_dialog is dialog:
             self.conflicts_dialog = None
 

@@ -1,7 +1,10 @@
-"""``SettingsDialog``: idle timeout, lock on minimize, clipboard delay, theme.
+"""``SettingsDialog``: idle timeout, lock on minimize, clipboard delay, theme, and — only
+for a vault linked to a sync account — the offline lease.
 
 It edits a ``Preferences`` value and hands the result to a callable on Save (the
 controller applies it to the service, the clipboard guard and the theme, and stores it).
+The offline lease is a vault setting, not a preference: a changed value goes to its own
+callable (the controller calls ``VaultService.set_lease``).
 
 Invariant: it shows and returns only non-identifying preferences — nothing about the
 vault's contents.
@@ -32,6 +35,14 @@ from app.ui.qt import (
 )
 from app.ui.widgets import named
 
+LEASE_DEFAULT_DAYS = 14
+LEASE_MAX_DAYS = 3650
+LEASE_TEXT = (
+    "After this many days without reaching the sync server, this device asks for your "
+    "sync account (password and a code) before it opens — this limits how long a lost "
+    "laptop opens with a known passphrase while kept offline, but it is a rule of the app, "
+    "not encryption: someone able to edit its files can get around it."
+)
 THEME_CHOICES = (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark"))
 
 
@@ -42,9 +53,14 @@ class SettingsDialog(QDialog):
         apply: Callable[[Preferences], None],
         hooks: list[str] | None = None,
         parent: QWidget | None = None,
+        *,
+        lease_days: int | None = None,
+        set_lease: Callable[[int | None], None] | None = None,
     ) -> None:
         super().__init__(parent)
         self._apply = apply
+        self._lease_days = lease_days
+        self._set_lease = set_lease
         self.setWindowTitle("Tacit — Settings")
         self.setObjectName("settingsDialog")
 
@@ -74,6 +90,22 @@ class SettingsDialog(QDialog):
         covered.setObjectName("hint")
         covered.setWordWrap(True)
         form.addRow(covered)
+        self.lease_on = named(QCheckBox("Require going online after", self), "Offline lease")
+        self.lease = named(QSpinBox(self), "Offline lease days")
+        self.lease.setRange(1, LEASE_MAX_DAYS)
+        self.lease.setSuffix(" days")
+        self.lease.setValue(lease_days or LEASE_DEFAULT_DAYS)
+        self.lease_on.setChecked(lease_days is not None)
+        self.lease.setEnabled(lease_days is not None)
+        self.lease_on.toggled.connect(self.lease.setEnabled)
+        self.lease_group = QGroupBox("Offline lease", self)
+        lease_form = QFormLayout(self.lease_group)
+        lease_form.addRow(self.lease_on, self.lease)
+        lease_hint = QLabel(LEASE_TEXT, self.lease_group)
+        lease_hint.setObjectName("hint")
+        lease_hint.setWordWrap(True)
+        lease_form.addRow(lease_hint)
+        self.lease_group.setVisible(set_lease is not None)
         appearance = QGroupBox("Appearance", self)
         look = QFormLayout(appearance)
         look.addRow("&Theme:", self.theme)
@@ -85,6 +117,7 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(security)
+        layout.addWidget(self.lease_group)
         layout.addWidget(appearance)
         layout.addStretch(1)
         layout.addWidget(buttons)
@@ -108,6 +141,12 @@ class SettingsDialog(QDialog):
             theme=str(self.theme.currentData()),
         ).validated()
 
+    def lease_choice(self) -> int | None:
+        """The offline lease chosen: days, or None for off."""
+        return self.lease.value() if self.lease_on.isChecked() else None
+
     def accept(self) -> None:
         self._apply(self.preferences())
+        if self._set_lease is not None and self.lease_choice() != self._lease_days:
+            self._set_lease(self.lease_choice())
         super().accept()

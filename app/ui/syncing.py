@@ -68,6 +68,14 @@ PLAIN_MESSAGES: dict[str, str] = {
     "weak_passphrase": "The account password is too weak",
     "usage": "Check the details you entered",
     "vault_locked": "The vault is locked",
+    "device_state": "That device's state does not allow this now — refresh the list",
+    "forbidden": "A device cannot lock, wipe or remove itself",
+    "not_found": "That device is not in this account any more — refresh the list",
+    "device_lost": "This device was marked lost from another device",
+    "device_removed": "This device was removed from the account",
+    "order_signature_invalid": "The server holds another account signing key — sign in again",
+    "signing_key_missing": "The account has no signing key yet — sync once, then try again",
+    "order_replayed": "That order was already sent — refresh the list",
 }
 
 

@@ -17,9 +17,18 @@ the vault is locked again).
 
 from __future__ import annotations
 
-from app.errors import DeviceSecretMissingError, TacitError, WrongPassphraseError
+from app.errors import (
+    DeviceLockedError,
+    DeviceSecretMissingError,
+    DeviceWipedError,
+    LeaseExpiredError,
+    TacitError,
+    WrongPassphraseError,
+)
+from app.sync.devices import DeviceService
 from app.ui.models import icon
 from app.ui.ops import OpRunner
+from app.ui.orders import DeviceFactory
 from app.ui.passphrase_form import PassphraseForm
 from app.ui.qt import (
     QCheckBox,
@@ -36,6 +45,7 @@ from app.ui.qt import (
     QWidget,
     Signal,
 )
+from app.ui.restore_dialog import RestoreDialog
 from app.ui.widgets import BusyBar, MessageLabel, named
 from app.vault.crypto import Passphrase
 from app.vault.models import LockReason
@@ -45,6 +55,20 @@ MAX_DELAY_S = 300
 FREE_ATTEMPTS = 2
 
 PAGE_PASSPHRASE, PAGE_RECOVERY, PAGE_NEW_PASSPHRASE = 0, 1, 2
+
+LOCKED_TEXT = (
+    "This device was locked from another device. Your passphrase no longer opens it. Once "
+    "the lost flag is cleared from another device, restore it with your sync account — "
+    "or use your recovery key."
+)
+WIPED_TEXT = (
+    "This device was wiped from another device: its vault is gone from here. Your synced "
+    "notes are safe on the server and your other devices."
+)
+LEASE_TEXT = (
+    "This device has not reached the sync server for longer than the offline lease "
+    "allows. Go online and restore it with your sync account."
+)
 
 
 def failure_delay(failures: int) -> int:
@@ -58,10 +82,16 @@ class UnlockWindow(QWidget):
     unlocked = Signal()
     closed_by_user = Signal()
 
-    def __init__(self, service: VaultService, runner: OpRunner, parent: QWidget | None = None):
+    def __init__(
+        self, service: VaultService, runner: OpRunner, parent: QWidget | None = None, *,
+        devices: DeviceFactory = DeviceService,
+    ) -> None:  # fmt: skip
         super().__init__(parent)
         self._service = service
         self._runner = runner
+        self._devices = devices
+        self.restore_dialog: RestoreDialog | None = None
+        self._checking = False  # the order check at start holds the passphrase back
         self.failures = 0
         self.wait_left = 0
         self._quitting = False
@@ -114,6 +144,13 @@ class UnlockWindow(QWidget):
         )
         self.recovery_link.setFlat(True)
         self.recovery_link.clicked.connect(lambda: self._goto(PAGE_RECOVERY))
+        self.restore_link = named(
+            QPushButton("Restore with your sync account…", page),
+            "Restore with your sync account",
+            "Sign in to your sync account (password and a code) and choose a new passphrase",
+        )
+        self.restore_link.clicked.connect(self.open_restore)
+        self.restore_link.hide()
 
         layout = QVBoxLayout(page)
         layout.addStretch(1)
@@ -124,6 +161,7 @@ class UnlockWindow(QWidget):
         layout.addWidget(self.passphrase)
         layout.addWidget(self.error)
         layout.addWidget(self.unlock_button)
+        layout.addWidget(self.restore_link)
         layout.addSpacing(8)
         layout.addWidget(self.recovery_link, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addStretch(2)
@@ -218,7 +256,60 @@ class UnlockWindow(QWidget):
         self._goto(PAGE_PASSPHRASE)
         if self.wait_left <= 0:
             self.error.clear_message()
+        self.restore_link.hide()
         self.restore_delay()
+        self.show_remote_state()
+
+    # -- remote lock -------------------------------------------------------------------
+    def show_remote_state(self) -> None:
+        """Say so when an order from another device is in effect (read from the vault
+        header, which works locked)."""
+        try:
+            self._service.refuse_if_remote_locked()
+        except DeviceWipedError:
+            self.show_order("wipe")
+        except DeviceLockedError:
+            self.show_order("lock")
+        except (OSError, TacitError):
+            return  # no vault yet, or unreadable: the unlock attempt will say
+
+    def show_order(self, action: str) -> None:
+        """An order was carried out (``lock`` or ``wipe``): tell the user plainly."""
+        wiped = action == "wipe"
+        self.error.show_message(WIPED_TEXT if wiped else LOCKED_TEXT)
+        self.restore_link.setVisible(not wiped)
+
+    def begin_order_check(self) -> None:
+        """The order check at start is running: no passphrase until it ends."""
+        self._checking = True
+        self.set_busy(True, "Checking with the sync server…")
+
+    def end_order_check(self) -> None:
+        if not self._checking:
+            return
+        self._checking = False
+        self.set_busy(False)
+        self.show_remote_state()
+        if self.stack.currentIndex() == PAGE_PASSPHRASE:
+            self.passphrase.setFocus()
+
+    def open_restore(self) -> RestoreDialog:
+        """ "Restore with your sync account…" (one dialog at a time)."""
+        dialog = self.restore_dialog
+        if dialog is None:
+            dialog = RestoreDialog(self._devices(self._service), self._runner, self)
+            dialog.restored.connect(self._unlocked)
+            dialog.finished.connect(lambda _r: self._restore_closed(dialog))
+            self.restore_dialog = dialog
+            dialog.open()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def _restore_closed(self, dialog: RestoreDialog) -> None:
+        if self.restore_dialog is dialog:
+            self.restore_dialog = None
+        dialog.deleteLater()
 
     def _stored_failures(self) -> int:
         try:
@@ -244,6 +335,8 @@ class UnlockWindow(QWidget):
         self.error.show_message(text)
 
     def set_busy(self, busy: bool, message: str = "") -> None:
+        if not busy and self._checking:
+            return  # an unlock cannot run meanwhile; the order check ends it
         self.busy.set_busy(busy, message)
         self.stack.setEnabled(not busy)
         if not busy and self.wait_left > 0:
@@ -288,6 +381,13 @@ class UnlockWindow(QWidget):
                 self._start_wait(delay, text + f" Too many attempts: try again in {delay} s.")
             else:
                 self.error.show_message(text)
+        elif isinstance(error, DeviceWipedError):
+            self.show_order("wipe")
+        elif isinstance(error, DeviceLockedError):
+            self.show_order("lock")
+        elif isinstance(error, LeaseExpiredError):
+            self.error.show_message(LEASE_TEXT)
+            self.restore_link.show()
         elif isinstance(error, DeviceSecretMissingError):
             self.error.show_message(
                 "This computer's keychain no longer holds the key this vault is bound to. "
@@ -352,6 +452,9 @@ class UnlockWindow(QWidget):
     def hideEvent(self, event: QHideEvent) -> None:
         self.passphrase.clear()
         self.recovery_key.clear()
+        dialog, self.restore_dialog = self.restore_dialog, None
+        if dialog is not None:
+            dialog.done(0)
         super().hideEvent(event)
 
     def prepare_quit(self) -> None:

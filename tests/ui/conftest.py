@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from app.vault.clock import ManualClock
 from app.vault.keychain import MemoryKeychain
 from app.vault.service import VaultService
 
-MakeController = Callable[[VaultService], AppController]
+MakeController = Callable[..., AppController]  # (service, **AppController keywords)
 
 
 @pytest.fixture
@@ -39,8 +40,10 @@ def new_service(vault_dir: Path, clock: ManualClock, keychain: MemoryKeychain) -
 def make_controller(qapp: QApplication, qsettings: QSettings) -> Iterator[MakeController]:
     made: list[AppController] = []
 
-    def make(service: VaultService) -> AppController:
-        controller = AppController(qapp, service, PreferenceStore(qsettings), install_hooks=False)
+    def make(service: VaultService, **kwargs: Any) -> AppController:
+        controller = AppController(
+            qapp, service, PreferenceStore(qsettings), install_hooks=False, **kwargs
+        )
         made.append(controller)
         return controller
 
