@@ -64,8 +64,9 @@ def add_sync_commands(cmd: Callable[..., argparse.ArgumentParser], sub: Any) -> 
     cmd("status", "the account this vault syncs with", account)
     cmd("logout", "end this device's session", account)
     p = cmd("sync", "sync now; 'status': pending changes; 'conflicts': kept texts")
-    p.add_argument("sync_action", nargs="?", choices=("run", "status", "conflicts", "refused"),
-                   default="run", metavar="[status|conflicts|refused]")  # fmt: skip
+    p.add_argument("sync_action", nargs="?",
+                   choices=("run", "status", "conflicts", "refused", "rotate-keys"),
+                   default="run", metavar="[status|conflicts|refused|rotate-keys]")  # fmt: skip
     p.add_argument("--note", help="conflicts of one note")
     devices = cmd("devices", "this account's devices; lock, wipe or restore a lost one")
     devices_sub = devices.add_subparsers(
@@ -78,6 +79,13 @@ def add_sync_commands(cmd: Callable[..., argparse.ArgumentParser], sub: Any) -> 
         ("restore", "clear a device's lost flag (it then needs 'tacit unlock --online')"),
     ):
         cmd(name, help_text, devices_sub).add_argument("id", help="device id or a unique prefix")
+    p = cmd("remove", "remove another device for good (password + TOTP), then rotate keys",
+            devices_sub)  # fmt: skip
+    p.add_argument("id", help="device id or a unique prefix")
+    factor = p.add_mutually_exclusive_group()
+    factor.add_argument("--totp", metavar="CODE")
+    factor.add_argument("--recovery-code", metavar="C")
+    _password_fd(p)
     p = cmd("check", "ask the server for an order for this device now", devices_sub)
     p.add_argument("--wait", type=int, default=0, metavar="S", help="long-poll up to S s (25)")
     p = cmd("unlock", "restore a remotely locked vault online (password + TOTP)")
@@ -201,6 +209,12 @@ class SyncCommands:
         elif a.sync_action == "refused":
             rows = sync.refused()
             self.out.emit(rows, table(rows, ("item_id", "kind", "reason", "at")))
+        elif a.sync_action == "rotate-keys":
+            rotated = sync.rotate_keys()
+            counts = sync.sync(check_orders=False)  # pushes the new key (offline: queued)
+            self.out.emit({**rotated, **counts},
+                          f"New items key {rotated['key_id']} (generation "
+                          f"{rotated['generation']}); pushed {counts['pushed']}.")  # fmt: skip
         else:
             counts = sync.sync(check_orders=False)  # unlock() has just checked
             self.out.emit(counts, f"Pushed {counts['pushed']}, pulled {counts['pulled']}, "
@@ -236,9 +250,20 @@ class SyncCommands:
                 row["this"] = "*" if row["current"] else ""
             self.out.emit(rows, table(rows, ("this", "id", "name", "last_seen", "state")))
             return
+        if a.action == "remove":
+            password = read_passphrase("Account password", fd=a.password_fd,
+                                       env=ACCOUNT_PASSWORD_ENV)  # fmt: skip
+            totp, code = a.totp, a.recovery_code
+            if totp is None and code is None:
+                totp = read_secret("TOTP code", fd=None, env=TOTP_ENV)
+            shown = sync.remove_device(a.id, password, totp=totp, recovery_code=code)
+            self.out.emit(shown, f"Removed {shown['id']}; a new items key goes out at the "
+                                 "next sync.")  # fmt: skip
+            return
         shown = sync.send_order(a.id, a.action)
+        then = " A new items key goes out at the next sync." if shown.get("rotated") else ""
         self.out.emit(shown, f"Sent a {a.action} order to {shown['id']}: it is now "
-                             f"{shown['state']}.")  # fmt: skip
+                             f"{shown['state']}.{then}")  # fmt: skip
 
     def unlock_online(self) -> None:
         """``tacit unlock --online``: every secret is read before the server is asked,

@@ -261,6 +261,10 @@ class HttpTransport:
         path = protocol.device_orders_path(device_id)
         return cast(protocol.Device, self._authed("POST", path, body=body))
 
+    def remove_device(self, device_id: str, reauth: protocol.Reauth) -> protocol.Device:
+        path = protocol.device_remove_path(device_id)
+        return cast(protocol.Device, self._authed("POST", path, body=reauth))
+
     def new_escrow_key(self) -> protocol.EscrowKeyResponse:
         return cast(protocol.EscrowKeyResponse,
                     self._authed("POST", protocol.PATH_SELF_ESCROW, body={}))  # fmt: skip

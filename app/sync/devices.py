@@ -245,7 +245,7 @@ class DeviceService:
             params, salt = kdf_from_wire(kdf)
             master, login_key = crypto.derive_account_keys(password, salt, params)
             try:
-                reauth = _reauth(transport, login_key, record.username, totp, recovery_code)
+                reauth = full_reauth(transport, login_key, record.username, totp, recovery_code)
                 release = transport.release_escrow(record.token, reauth)
                 session = release["session"]
                 # The release rotated the control token on the server: keep the new one
@@ -284,7 +284,7 @@ class DeviceService:
             account_key.wipe()
 
 
-def _reauth(
+def full_reauth(
     transport: HttpTransport, login_key: crypto.SigningKey, username: str, totp: str | None,
     recovery_code: str | None,
 ) -> protocol.Reauth:  # fmt: skip

@@ -5,8 +5,10 @@ unit tests) and the vault's ``SyncStore``; no HTTP, no SQL here.
 
 One run (``sync``):
 1. **pull** every page after the stored cursor; unwrap new items keys with the master
-   key; decrypt every other item with ``app.sync.items`` (id, kind and key_id bound as
-   associated data) and refuse one whose ``rev`` is below the highest seen (a rollback).
+   key (the current one, which seals every push, is the greatest by generation and id:
+   ``items.current_key``; ``rotate_items_key`` adds one a generation higher); decrypt
+   every other item with ``app.sync.items`` (id, kind and key_id bound as associated
+   data) and refuse one whose ``rev`` is below the highest seen (a rollback).
    A refused item is reported and remembered (``sync_refused``), never applied, and
    does not stop the rest. Each page is applied, with its refusals and its cursor, in
    **one** vault transaction: a crash loses nothing and applies nothing twice, and the
@@ -47,6 +49,7 @@ from app.sync.items import (
     ItemRefusedError,
     ItemsKey,
     check_not_rolled_back,
+    current_key,
     decrypt_item,
     encrypt_item,
     unwrap_items_key,
@@ -148,33 +151,55 @@ class SyncEngine:
 
     # -- items keys --------------------------------------------------------------------
     def keys(self) -> dict[str, ItemsKey]:
+        """Every items key this vault holds (old ones stay: old items still open)."""
         raw = self.store.get(META_KEYS)
-        doc: dict[str, str] = json.loads(raw) if raw else {}
-        return {kid: ItemsKey(kid, SymmetricKey(bytes.fromhex(h))) for kid, h in doc.items()}
+        doc: dict[str, Any] = json.loads(raw) if raw else {}
+        keys: dict[str, ItemsKey] = {}
+        for kid, value in doc.items():
+            if isinstance(value, str):  # written before keys had a generation
+                keys[kid] = ItemsKey(kid, SymmetricKey(bytes.fromhex(value)))
+            else:
+                keys[kid] = ItemsKey(kid, SymmetricKey(bytes.fromhex(value["k"])),
+                                     int(value["g"]), int(value["t"]))  # fmt: skip
+        return keys
 
-    def _save_keys(self, keys: dict[str, ItemsKey], current: str | None) -> None:
-        doc = {kid: k.key.hex() for kid, k in keys.items()}
-        values: dict[str, str | None] = {META_KEYS: json.dumps(doc)}
-        if current is not None:
-            values[META_CURRENT_KEY] = current
-        self.store.put(values)
+    def _save_keys(self, keys: dict[str, ItemsKey]) -> None:
+        doc = {kid: {"k": k.key.hex(), "g": k.generation, "t": k.created_at}
+               for kid, k in keys.items()}  # fmt: skip
+        current = current_key(keys)
+        self.store.put({META_KEYS: json.dumps(doc),
+                        META_CURRENT_KEY: current.key_id if current else None})  # fmt: skip
+
+    def current_key_id(self) -> str | None:
+        current = current_key(self.keys())
+        return current.key_id if current else None
 
     def ensure_items_key(self) -> str:
-        """The items key new items are sealed with; made (and queued) if there is none."""
-        current = self.store.get(META_CURRENT_KEY)
-        keys = self.keys()
-        if current is not None and current in keys:
-            return current
-        if keys:
-            current = sorted(keys)[0]
-            self.store.put({META_CURRENT_KEY: current})
-            return current
+        """The items key new items are sealed with (``items.current_key``: the same on
+        every device holding the same keys); made (and queued) if there is none."""
+        current = self.current_key_id()
+        return current if current is not None else self._new_items_key().key_id
+
+    def rotate_items_key(self) -> ItemsKey:
+        """Make a new items key one generation above every key this vault knows, and
+        queue it (wrapped by the master key) for the next push. From now on it seals
+        every new or changed item; items sealed with older keys stay readable and are
+        re-sealed with the new one when they next change (lazily, never all at once)."""
+        return self._new_items_key()
+
+    def _new_items_key(self) -> ItemsKey:
+        import time
         import uuid
 
-        key = ItemsKey(str(uuid.uuid4()), SymmetricKey.generate())
-        self._save_keys({key.key_id: key}, key.key_id)
+        keys = self.keys()
+        generation = max((k.generation for k in keys.values()), default=-1) + 1
+        key = ItemsKey(str(uuid.uuid4()), SymmetricKey.generate(), generation,
+                       int(time.time() * 1000))  # fmt: skip
+        # Queued first: a crash between the two leaves a queued id that is skipped (no
+        # such key), never a current key that no other device will ever receive.
         self.store.enqueue(KIND_ITEMS_KEY, key.key_id)
-        return key.key_id
+        self._save_keys({**keys, key.key_id: key})
+        return key
 
     # -- the run -----------------------------------------------------------------------
     def sync(self, record: RunRecord | None = None) -> SyncResult:
@@ -249,7 +274,7 @@ class SyncEngine:
             except (ItemRefusedError, ValueError, KeyError, TypeError):
                 self._refused(result, refusals, item, "an items key failed authentication")
         if added:
-            self._save_keys(keys, None)
+            self._save_keys(keys)  # a pulled key of a higher generation becomes current
         known = self.store.known(i["id"] for i in items)
         incoming: list[Incoming] = []
         for item in items:

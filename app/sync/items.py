@@ -10,6 +10,17 @@ with the item's id, kind and key_id (and the format version) as associated data 
 both seals: a blob moved to another id or kind, or relabelled with another items key,
 does not open. Each item key is random and used for one item version only.
 
+Items keys (kind ``items_key``, key_id ``master``) are wrapped by the account master key:
+
+    {"v": 2, "g": generation, "t": created_at (ms), "k": b64(nonce || AEAD(master, key))}
+
+with id, kind, key_id, ``g`` and ``t`` as associated data (format 1, ``{"v": 1, "k"}``,
+has generation 0). The account's **current** items key, the one new item versions are
+sealed with, is the greatest by (generation, key id) among the keys a device holds
+(``current_key``): a rotation makes generation = highest known + 1, so two devices that
+rotate at once make two keys of one generation and agree on the one with the greater
+id as soon as each has pulled the other's.
+
 Rollback: the content carries ``rev``, a counter the writing client increments on every
 change. The client remembers the highest ``rev`` it has seen per item; a pulled version
 with a lower one is an old version replayed by the server and is refused.
@@ -32,6 +43,7 @@ from app.vault import crypto
 from app.vault.crypto import CryptoError, SymmetricKey
 
 FORMAT = 1
+KEY_FORMAT = 2  # items keys with a generation (format 1 ones still open)
 MAX_BLOB = 8 * 1024 * 1024
 
 
@@ -46,9 +58,21 @@ class ItemsKey:
 
     key_id: str
     key: SymmetricKey
+    generation: int = 0
+    created_at: int = 0  # ms, the making device's clock (information only)
 
     def __repr__(self) -> str:
-        return f"<ItemsKey {self.key_id} redacted>"
+        return f"<ItemsKey {self.key_id} g{self.generation} redacted>"
+
+    @property
+    def rank(self) -> tuple[int, str]:
+        return self.generation, self.key_id
+
+
+def current_key(keys: Mapping[str, ItemsKey]) -> ItemsKey | None:
+    """The key new item versions are sealed with: the greatest (generation, key id).
+    Every device holding the same keys picks the same one."""
+    return max(keys.values(), key=lambda k: k.rank, default=None)
 
 
 def _aad(item_id: str, kind: str, key_id: str) -> bytes:
@@ -133,28 +157,45 @@ def check_not_rolled_back(item_id: str, content: Mapping[str, Any], known_rev: i
         )
 
 
+def _key_aad(key_id: str, generation: int, created_at: int) -> bytes:
+    doc = {"v": KEY_FORMAT, "id": key_id, "kind": "items_key", "key_id": "master",
+           "g": generation, "t": created_at}  # fmt: skip
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
 def wrap_items_key(master: SymmetricKey, items_key: ItemsKey) -> bytes:
-    """The items key as an item blob sealed by the master key (kind ``items_key``)."""
-    aad = _aad(items_key.key_id, "items_key", "master")
-    nonce, ct = crypto.seal(master, items_key.key.reveal(), aad)
-    return json.dumps({"v": FORMAT, "k": _b64(nonce + ct)}, separators=(",", ":")).encode()
+    """The items key as an item blob sealed by the master key (kind ``items_key``), its
+    generation and creation time bound as associated data."""
+    g, t = items_key.generation, items_key.created_at
+    nonce, ct = crypto.seal(master, items_key.key.reveal(), _key_aad(items_key.key_id, g, t))
+    doc = {"v": KEY_FORMAT, "g": g, "t": t, "k": _b64(nonce + ct)}
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def unwrap_items_key(master: SymmetricKey, key_id: str, blob: bytes) -> ItemsKey:
+    """Raises ItemRefusedError (malformed, unknown format, fails authentication)."""
     try:
         doc = json.loads(blob)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ItemRefusedError("malformed items key") from None
-    if not isinstance(doc, dict) or doc.get("v") != FORMAT:
+    if not isinstance(doc, dict) or doc.get("v") not in (FORMAT, KEY_FORMAT):
         raise ItemRefusedError("unknown items key format")
+    generation = created_at = 0
+    if doc["v"] == KEY_FORMAT:
+        g, t = doc.get("g"), doc.get("t")
+        if (type(g) is not int or type(t) is not int  # not bool, not float
+                or not 0 <= g < 2**31 or not 0 <= t < 2**53):  # fmt: skip
+            raise ItemRefusedError("malformed items key")
+        generation, created_at = g, t
+        aad = _key_aad(key_id, generation, created_at)
+    else:
+        aad = _aad(key_id, "items_key", "master")
     raw = _unb64(doc.get("k"))
     n = crypto.NONCE_BYTES
     if len(raw) <= n:
         raise ItemRefusedError("malformed items key")
     try:
-        key = crypto.unwrap_key(
-            master, raw[:n], raw[n:], _aad(key_id, "items_key", "master"), SymmetricKey
-        )
+        key = crypto.unwrap_key(master, raw[:n], raw[n:], aad, SymmetricKey)
     except CryptoError:
         raise ItemRefusedError("an items key failed authentication") from None
-    return ItemsKey(key_id, key)
+    return ItemsKey(key_id, key, generation, created_at)

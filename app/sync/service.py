@@ -34,7 +34,7 @@ from app.errors import DeviceLockedError, DeviceWipedError, NotSignedInError, Us
 from app.sync import protocol
 from app.sync.account import SessionStore, kdf_from_wire, kdf_to_wire, new_kdf
 from app.sync.client import HttpTransport, Session, normalize_pin
-from app.sync.devices import ControlRecord, DeviceService
+from app.sync.devices import ControlRecord, DeviceService, full_reauth
 from app.sync.engine import Fault, RunRecord, SyncEngine, SyncResult
 from app.vault import crypto
 from app.vault.crypto import EscrowKey, Passphrase, SigningKey, SymmetricKey
@@ -485,8 +485,48 @@ class SyncService:
         finally:
             master.wipe()
         self.store.record("account", f"sent a {action} order to device {target['id']}")
+        # A revoked device must not read what is synced from now on (docs/SECURITY.md
+        # says how far that goes): rotate the items keys; the next sync pushes the key.
+        rotated = self.rotate_keys() if action in ("lock", "wipe") else None
         return {"id": shown["id"], "name": shown["name"], "last_seen": shown["last_seen_at"],
-                "state": shown.get("state"), "order": shown.get("order")}  # fmt: skip
+                "state": shown.get("state"), "order": shown.get("order"),
+                "rotated": rotated}  # fmt: skip
+
+    def remove_device(
+        self, device: str, password: Passphrase, *, totp: str | None = None,
+        recovery_code: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Remove another device of the account for good (full re-authentication: the
+        account password and a TOTP or recovery code), then rotate the items keys.
+        Raises UsageError (this device, unknown or ambiguous id, no second factor),
+        NotSignedInError, an ApiError (signature_invalid, totp_invalid, device_state,
+        ...), OfflineError, TlsError."""
+        if (totp is None) == (recovery_code is None):
+            raise UsageError("give exactly one of a TOTP code or a recovery code")
+        username, kdf = self.store.get("username"), self.store.get("kdf")
+        if username is None or kdf is None or self.store.get("account_id") is None:
+            raise NotSignedInError()
+        params, salt = kdf_from_wire(json.loads(kdf))  # the account's, kept at sign-in
+        with self._session_transport() as transport:
+            target = _pick(transport.devices(), device)
+            master, login_key = crypto.derive_account_keys(password, salt, params)
+            try:
+                reauth = full_reauth(transport, login_key, username, totp, recovery_code)
+                shown = transport.remove_device(target["id"], reauth)
+            finally:
+                master.wipe()
+                login_key.wipe()
+        self.store.record("account", f"removed device {target['id']}")
+        return {"id": shown["id"], "name": shown["name"], "last_seen": shown["last_seen_at"],
+                "state": shown.get("state"), "rotated": self.rotate_keys()}  # fmt: skip
+
+    def rotate_keys(self) -> dict[str, Any]:
+        """A new items key (app/sync/engine.py, ``rotate_items_key``): current for every
+        device once they have pulled it; pushed at the next sync. Raises
+        NotSignedInError (no account master key in this vault), StorageError."""
+        key = self._engine_for_keys().rotate_items_key()
+        self.store.record("account", f"rotated the items keys (generation {key.generation})")
+        return {"key_id": key.key_id, "generation": key.generation}
 
     def sync_status(self) -> dict[str, Any]:
         last = self.store.get("last_result")

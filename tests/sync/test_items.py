@@ -91,7 +91,7 @@ def test_items_key_wrapping() -> None:
     with pytest.raises(ItemRefusedError):
         unwrap_items_key(master, "k2", wrapped)
     assert "redacted" in repr(KEY)
-    assert json.loads(wrapped)["v"] == 1
+    assert json.loads(wrapped)["v"] == 2  # with its generation (format 1 still opens)
 
 
 def test_account_keys_split_and_login_signature() -> None:

@@ -227,6 +227,49 @@ def test_a_device_cannot_order_itself_and_an_unlinked_vault_is_untouched(
     assert lone.run("devices", "check").code == 13
 
 
+def test_lock_and_remove_rotate_the_items_keys(pair: Pair, server: RunningServer) -> None:
+    a, b = pair.a, pair.b
+    client = a.client("Rory Canary-Rotate")
+    before = a.note(client, "sealed before the rotation canary-5301")
+    a.sync()
+    b.sync()
+    status = b.ok("account", "status")
+    assert isinstance(status, dict)
+    account = status["account_id"]
+
+    def keys() -> list[str]:
+        rows = server_rows(server, "SELECT id FROM items WHERE account_id = ? AND "
+                           "kind = 'items_key'", (account,))  # fmt: skip
+        return [r[0] for r in rows]
+
+    def key_of(item_id: str) -> str:
+        (row,) = server_rows(server, "SELECT key_id FROM items WHERE account_id = ? AND "
+                             "id = ?", (account, item_id))  # fmt: skip
+        return str(row[0])
+
+    (first,) = keys()
+    locked = b.ok("devices", "lock", pair.a_id)
+    assert isinstance(locked, dict) and locked["rotated"]["generation"] == 1
+    new_key = locked["rotated"]["key_id"]
+    assert keys() == [first]  # queued: B's next sync pushes it
+    after = b.note(b.client("Rhea Canary-Rotate"), "sealed after the lock canary-5302")
+    b.sync()
+    assert sorted(keys()) == sorted([first, new_key])
+    assert key_of(after) == new_key and key_of(before) == first  # old ones: lazily
+    assert b.body(before) == "sealed before the rotation canary-5301"
+
+    removed = b.ok("devices", "remove", pair.a_id, "--totp", pair.totp.now())
+    assert isinstance(removed, dict) and removed["state"] == "removed"
+    assert removed["rotated"]["generation"] == 2
+    rotated = b.ok("sync", "rotate-keys")  # by hand: one more, pushed at once
+    assert isinstance(rotated, dict) and rotated["generation"] == 3
+    assert len(keys()) == 4 and _by_id(b.devices())[pair.a_id]["state"] == "removed"
+    CANARIES.append("changed after the removal canary-5303")
+    b.edit(after, "changed after the removal canary-5303")
+    b.sync()
+    assert key_of(after) == rotated["key_id"]
+
+
 def test_zz_the_server_database_holds_no_plaintext(server: RunningServer) -> None:
     assert CANARIES
     path = Path(server.db_url.removeprefix("sqlite:///"))
