@@ -753,3 +753,16 @@ def test_a_server_clock_far_ahead_cannot_push_the_lease_away(
     clock.advance(9 * 86400)  # 9 days: past a check-in capped one day ahead + 7
     with pytest.raises(LeaseExpiredError):
         service.unlock(passphrase)
+
+
+def test_check_ins_are_written_at_most_every_ten_minutes(service: VaultService) -> None:
+    clock: ManualClock = service.clock  # type: ignore[assignment]
+    service.record_checkin()
+    first = service.read_header().device.last_checkin
+    before = service.paths.header.read_bytes()
+    clock.advance(60)
+    service.record_checkin()  # a sync a minute later: no header write (no fsync)
+    assert service.paths.header.read_bytes() == before
+    clock.advance(10 * 60)
+    service.record_checkin()
+    assert service.read_header().device.last_checkin != first
