@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.sync import protocol
-from app.sync.server import crypto, ratelimit, sessions
+from app.sync.server import crypto, sessions
 from app.sync.server.context import ServerContext
 from app.sync.server.db import Row, Tx
 from app.sync.server.schemas import DeviceIn, ReauthIn
@@ -114,7 +114,6 @@ def authenticate_control(ctx: ServerContext, token: str | None) -> DeviceCaller:
     when a lost device last called. Raises UnauthorizedError, RateLimitedError."""
     if token is None or not token.strip() or len(token) > MAX_CONTROL_TOKEN_CHARS:
         raise protocol.UnauthorizedError(f"missing or malformed {protocol.CONTROL_TOKEN_HEADER}")
-    settings = ctx.settings
     now = ctx.now_ms()
     with ctx.db.transaction(durable=False) as tx:
         row = tx.one(
@@ -124,18 +123,7 @@ def authenticate_control(ctx: ServerContext, token: str | None) -> DeviceCaller:
         if row is None:
             raise protocol.UnauthorizedError("unknown or replaced control token")
         account_id, device_id = str(row[0]), str(row[1])
-        wait = ratelimit.hit(
-            tx,
-            ctx.pseudonym("account-requests", account_id),
-            limit=settings.account_request_limit,
-            window_s=settings.account_request_window_s,
-            now_ms=now,
-        )
-        if int(row[2]) <= now - settings.last_seen_resolution_s * 1000:
-            tx.execute(
-                "UPDATE devices SET last_seen_at = ? WHERE account_id = ? AND id = ?",
-                (now, account_id, device_id),
-            )
+        wait = sessions.note_request(ctx, tx, account_id, device_id, int(row[2]), now)
     if wait is not None:
         raise protocol.RateLimitedError(retry_after=wait)
     return DeviceCaller(account_id, device_id)

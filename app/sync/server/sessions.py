@@ -99,7 +99,6 @@ def authenticate(ctx: ServerContext, access_token: str) -> Principal:
     """The principal behind an access token. Also counts the request against the
     account's rate limit and refreshes the device's last-seen time (coarsely).
     Raises UnauthorizedError, TokenExpiredError, RateLimitedError."""
-    settings = ctx.settings
     now = ctx.now_ms()
     # Not durable: a counter or last-seen time lost in a power cut is harmless.
     with ctx.db.transaction(durable=False) as tx:
@@ -115,18 +114,7 @@ def authenticate(ctx: ServerContext, access_token: str) -> Principal:
         session_id, account_id, device_id = str(row[0]), str(row[1]), str(row[2])
         if int(row[3]) <= now:
             raise protocol.TokenExpiredError("the access token has expired; refresh it")
-        wait = ratelimit.hit(
-            tx,
-            ctx.pseudonym("account-requests", account_id),
-            limit=settings.account_request_limit,
-            window_s=settings.account_request_window_s,
-            now_ms=now,
-        )
-        if int(row[4]) <= now - settings.last_seen_resolution_s * 1000:
-            tx.execute(
-                "UPDATE devices SET last_seen_at = ? WHERE account_id = ? AND id = ?",
-                (now, account_id, device_id),
-            )
+        wait = note_request(ctx, tx, account_id, device_id, int(row[4]), now)
     if wait is not None:
         # Raised after the commit, so the counter keeps counting refused requests.
         raise protocol.RateLimitedError(retry_after=wait)
@@ -193,3 +181,25 @@ def logout(ctx: ServerContext, principal: Principal) -> None:
     """End the caller's session (both tokens die at once)."""
     with ctx.db.transaction() as tx:
         _revoke(tx, principal.session_id)
+
+
+def note_request(
+    ctx: ServerContext, tx: Tx, account_id: str, device_id: str, last_seen_ms: int, now: int
+) -> int | None:
+    """Count an authenticated request against the account's rate limit (the wait in
+    seconds when over it) and refresh the device's last-seen time (at most every
+    ``last_seen_resolution_s``). Inside the caller's transaction."""
+    settings = ctx.settings
+    wait = ratelimit.hit(
+        tx,
+        ctx.pseudonym("account-requests", account_id),
+        limit=settings.account_request_limit,
+        window_s=settings.account_request_window_s,
+        now_ms=now,
+    )
+    if last_seen_ms <= now - settings.last_seen_resolution_s * 1000:
+        tx.execute(
+            "UPDATE devices SET last_seen_at = ? WHERE account_id = ? AND id = ?",
+            (now, account_id, device_id),
+        )
+    return wait

@@ -239,13 +239,17 @@ def running_server(
     env = {**os.environ, "TACIT_INSECURE_TEST_KDF": "1", "PYTHONPATH": str(REPO_ROOT)}
     argv = [sys.executable, "-m", "app.sync.server", "--db", db_url, "--host", "127.0.0.1"]
     argv += ["--port", "0", "--tls-cert", str(cert_file), "--tls-key", str(key_file)]
+    with _serve([*argv, *extra_args], env, ca_file, db_url) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _serve(
+    argv: list[str], env: dict[str, str], ca_file: Path, db_url: str
+) -> Iterator[RunningServer]:
+    """Run the server process until the block ends (SIGTERM, then SIGKILL)."""
     proc = subprocess.Popen(
-        [*argv, *extra_args],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         line = _read_listening_line(proc)
@@ -294,21 +298,5 @@ def running_server_from_ca(
     env = {**os.environ, "TACIT_INSECURE_TEST_KDF": "1", "PYTHONPATH": str(REPO_ROOT)}
     argv = [sys.executable, "-m", "app.sync.server", "--db", db_url, "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--tls-cert", str(cert_file), "--tls-key", str(key_file)]
-    proc = subprocess.Popen(
-        argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        line = _read_listening_line(proc)
-        url = line.split("listening on ", 1)[1].split(" ", 1)[0]
-        yield RunningServer(url, ca_file, db_url, proc)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+    with _serve(argv, env, ca_file, db_url) as server:
+        yield server
