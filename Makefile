@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run install sysdeps test lint typecheck contracts pytest bench screenshots web-assets clean
+.PHONY: run install sysdeps sysdeps-test test lint typecheck contracts pytest bench screenshots web-assets clean
 
 run: sysdeps $(STAMP)
 	$(BIN)/tacit gui
@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 sysdeps:
 	bash packaging/system-deps.sh
 
-test: sysdeps lint typecheck contracts pytest
+sysdeps-test:
+	bash packaging/system-deps.sh --for-tests
+
+test: sysdeps-test lint typecheck contracts pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests bench

@@ -7,8 +7,14 @@
 # Idempotent and quick when everything is present. Elsewhere it only says what to do.
 set -euo pipefail
 
+# What the app needs to run; with --for-tests also what only the tests need (a
+# PostgreSQL server for the sync server's tests, Chromium for the web page's), so
+# `make run` does not pull a browser onto a therapist's machine.
 PACKAGES=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3
-          fonts-dejavu-core dbus gnome-keyring postgresql chromium)
+          fonts-dejavu-core dbus gnome-keyring)
+if [[ "${1:-}" == "--for-tests" ]]; then
+    PACKAGES+=(postgresql chromium)
+fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "system-deps: not a Debian-like system; install Qt's runtime libraries," \
