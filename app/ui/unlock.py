@@ -355,9 +355,16 @@ class UnlockWindow(QWidget):
         secret = Passphrase.from_str(text)
         del text
         service = self._service
+        factory = self._devices
 
         def work() -> None:
             try:
+                # An unlock is a contact point (docs/SECURITY.md, "Lost device"): an order
+                # sent while this window sat here is carried out before the passphrase
+                # is tried. Quiet and quick offline, as before every CLI command.
+                devices = factory(service)
+                if devices.linked():
+                    devices.check_order(wait=0, quiet=True)
                 service.unlock(secret)
             finally:
                 secret.wipe()

@@ -123,6 +123,30 @@ def test_an_order_locks_the_running_app_and_says_so(
     assert "from another device" in window.error.text()
 
 
+def test_an_order_sent_while_the_app_sat_locked_is_carried_out_at_unlock(
+    qtbot, make_controller: MakeController, linked: tuple[VaultService, Account, str],
+    clock: ManualClock,
+) -> None:  # fmt: skip
+    """The app locked itself (idle), so no watcher runs; the owner sends a lock order;
+    whoever types the passphrase next finds the device locked, not the notes."""
+    vault, account, device_id = linked
+    controller, orders, calls = make_app(make_controller, vault)
+    controller.start()
+    window = controller.unlock_window
+    qtbot.waitUntil(lambda: bool(calls) and not window.busy.busy, timeout=5000)
+    unlock(controller, qtbot, PASSPHRASE)
+    controller.lock()
+    qtbot.waitUntil(lambda: controller.main_window is None and window.isVisible(), timeout=5000)
+    assert not controller.orders.running
+    orders.put(account.order(device_id, "lock", ms(clock, 1)))
+    qtbot.keyClicks(window.passphrase, PASSPHRASE)
+    qtbot.mouseClick(window.unlock_button, LEFT)
+    qtbot.waitUntil(lambda: not window.busy.busy, timeout=5000)
+    assert controller.main_window is None and not vault.is_unlocked
+    assert "from another device" in window.error.text()
+    assert "passphrase" not in vault.read_header().slots
+
+
 def test_an_order_waiting_at_start_locks_before_the_passphrase(
     qtbot, make_controller: MakeController, linked: tuple[VaultService, Account, str],
     clock: ManualClock,
