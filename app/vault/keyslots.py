@@ -27,6 +27,7 @@ from app.errors import (
     DeviceSecretMissingError,
     EscrowSlotMissingError,
     IntegrityError,
+    TacitError,
     WeakKdfError,
     WrongEscrowKeyError,
     WrongPassphraseError,
@@ -166,19 +167,12 @@ def open_with_passphrase(header: VaultHeader, passphrase: Passphrase, keychain: 
     if slot is None:
         raise WrongPassphraseError("this vault has no passphrase slot; use the recovery key")
     device = _device_secret(header, keychain)
-    kek = _passphrase_kek(passphrase, header, device)
     try:
-        db_key = crypto.unwrap_key(
-            kek, slot.nonce, slot.ciphertext, header.slot_aad(SLOT_PASSPHRASE), DbKey
-        )
-    except CryptoError:
-        raise WrongPassphraseError() from None
+        kek = _passphrase_kek(passphrase, header, device)
     finally:
-        kek.wipe()
         if device is not None:
             device.wipe()
-    _check_mac(header, db_key)
-    return db_key
+    return _open_slot(header, SLOT_PASSPHRASE, kek, WrongPassphraseError)
 
 
 def open_with_recovery_key(header: VaultHeader, recovery: str) -> DbKey:
@@ -188,18 +182,11 @@ def open_with_recovery_key(header: VaultHeader, recovery: str) -> DbKey:
     if slot is None:
         raise IntegrityError("this vault has no recovery slot")
     rkey = recoverykey.parse(recovery)
-    kek = _recovery_kek(rkey, slot.salt)
     try:
-        db_key = crypto.unwrap_key(
-            kek, slot.nonce, slot.ciphertext, header.slot_aad(SLOT_RECOVERY), DbKey
-        )
-    except CryptoError:
-        raise WrongRecoveryKeyError() from None
+        kek = _recovery_kek(rkey, slot.salt)
     finally:
-        kek.wipe()
         rkey.wipe()
-    _check_mac(header, db_key)
-    return db_key
+    return _open_slot(header, SLOT_RECOVERY, kek, WrongRecoveryKeyError)
 
 
 def set_passphrase(
@@ -269,13 +256,19 @@ def open_with_escrow(header: VaultHeader, server: EscrowKey, account: AccountEsc
     slot = header.slots.get(SLOT_ESCROW)
     if slot is None:
         raise EscrowSlotMissingError()
-    kek = _escrow_kek(header, server, account)
+    return _open_slot(header, SLOT_ESCROW, _escrow_kek(header, server, account),
+                      WrongEscrowKeyError)  # fmt: skip
+
+
+def _open_slot(header: VaultHeader, name: str, kek: SymmetricKey, wrong: type[TacitError]) -> DbKey:
+    """Unwrap slot ``name`` with ``kek`` (wiped here), raising ``wrong`` when it does not
+    open, then check the header MAC with the key. Raises ``wrong``, IntegrityError."""
+    slot = header.slots[name]
     try:
-        db_key = crypto.unwrap_key(
-            kek, slot.nonce, slot.ciphertext, header.slot_aad(SLOT_ESCROW), DbKey
-        )
+        db_key = crypto.unwrap_key(kek, slot.nonce, slot.ciphertext, header.slot_aad(name),
+                                   DbKey)  # fmt: skip
     except CryptoError:
-        raise WrongEscrowKeyError() from None
+        raise wrong() from None
     finally:
         kek.wipe()
     _check_mac(header, db_key)
