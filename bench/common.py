@@ -39,7 +39,7 @@ import sqlcipher3.dbapi2 as sqlcipher
 
 from app.vault import store
 from app.vault.crypto import DbKey
-from app.vault.db import CONNECTION_PRAGMAS, key_pragma
+from app.vault.db import CONNECTION_PRAGMAS, key_pragma, memory_security_wanted
 from app.vault.models import MARK_END, MARK_START, Note, NoteSummary
 from app.vault.schema import MIGRATIONS
 
@@ -143,11 +143,12 @@ AUDIT_HEAD = (
 )
 
 
-def open_sqlcipher(path: Path, key: DbKey, *, memory_security: bool = True) -> Any:
-    """A raw sqlcipher3 connection set up exactly as db.connect sets up the vault's
-    (``memory_security=False`` only for the setup child; see ``populate``)."""
+def open_sqlcipher(path: Path, key: DbKey, *, memory_security: bool | None = None) -> Any:
+    """A raw sqlcipher3 connection set up exactly as db.connect sets up the vault's:
+    ``cipher_memory_security`` as ``TACIT_MEMORY_SECURITY`` asks (``memory_security=False``
+    forces it off: the setup child; see ``populate``)."""
     conn = sqlcipher.connect(str(path), isolation_level=None, check_same_thread=False)
-    if memory_security:
+    if memory_security_wanted() if memory_security is None else memory_security:
         conn.execute("PRAGMA cipher_memory_security = ON")
     conn.execute(key_pragma(key))
     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()

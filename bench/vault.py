@@ -11,8 +11,9 @@ Measures, in one run at one vault size N:
   id) and full-text search, through the public ``VaultService`` API, vs raw sqlcipher3
   and vs stdlib sqlite3 executing the same SQL statements as app/vault/store.py on a
   database with the same schema (schema.MIGRATIONS), the same pragmas
-  (``cipher_memory_security``, the raw key pragma, db.CONNECTION_PRAGMAS; sqlite3 without
-  the cipher ones) and the same rows. ``<op>_ratio_vs_raw`` = service / raw sqlcipher3.
+  (``cipher_memory_security`` as ``TACIT_MEMORY_SECURITY`` asks, the raw key pragma,
+  db.CONNECTION_PRAGMAS; sqlite3 without the cipher ones) and the same rows.
+  ``<op>_ratio_vs_raw`` = service / raw sqlcipher3.
 - search p50/p95 over a search-as-you-type query mix.
 
 Setup bulk-loads identical rows, in identical order, into the vault's database and the
@@ -498,9 +499,9 @@ def populate(job: PopulateJob) -> Populated:
     engine read identical pages.
 
     Why a child: ``cipher_memory_security`` is process-wide in SQLCipher and cannot be
-    turned off once on (the service turns it on), and it makes bulk loading ~8x slower.
-    It changes nothing on disk, so the files are the same as if loaded with it on; every
-    timed operation later runs in the parent with it on, as in the app."""
+    turned off once on (with ``TACIT_MEMORY_SECURITY=on`` the service turns it on), and
+    it makes bulk loading ~8x slower. It changes nothing on disk; every timed operation
+    later runs in the parent with the setting the app would use."""
     corpus = Corpus(job.notes, templates(), seed=job.seed)
     key = DbKey(bytes.fromhex(job.vault_key_hex))
     conns = {

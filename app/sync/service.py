@@ -27,6 +27,7 @@ import signal
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,16 @@ from app.sync.client import HttpTransport, Session, normalize_pin
 from app.sync.devices import ControlRecord, DeviceService, full_reauth
 from app.sync.engine import Fault, RunRecord, SyncEngine, SyncResult
 from app.vault import crypto
+from app.vault.clock import iso
 from app.vault.crypto import EscrowKey, Passphrase, SigningKey, SymmetricKey
 from app.vault.header import SLOT_ESCROW
 from app.vault.passphrase import require_strong
 from app.vault.service import VaultService
 
 DEFAULT_DEVICE_NAME = "Tacit device"  # neutral: the server stores device names in plaintext
+# An app sync that has only audit entries to push leaves them queued until they are this
+# old (or something else is pushed): a pull does not cost a push (docs/PROTOCOL.md).
+DEFER_AUDIT_S = 600
 FAULT_ENV = "TACIT_TEST_SYNC_FAULT"  # tests only, and only under the insecure-KDF switch
 
 TransportFactory = Callable[..., HttpTransport]
@@ -328,9 +333,11 @@ class SyncService:
         with self._kept_lock:
             self._kept_session = self.store.get("session")
 
-    def sync(self, *, check_orders: bool = True) -> dict[str, Any]:
-        """Check for a device order (``check_orders``; the CLI has just done so), pull,
-        then push, on the kept connection; then, for a linked vault, register the
+    def sync(self, *, check_orders: bool = True, defer_audit: bool = False) -> dict[str, Any]:
+        """Check for a device order (``check_orders``: off where a long-poll watches for
+        orders already, as in the app), pull, then push, on the kept connection
+        (``defer_audit``: the app's background syncs let audit entries younger than
+        ``DEFER_AUDIT_S`` wait for the next push); then, for a linked vault, register the
         account signing key if that is not done and add the escrow slot if there is
         none. Raises NotSignedInError, OfflineError (the outbox is kept), TlsError, an
         ApiError (e.g. token_reused: sign in again), DeviceLockedError /
@@ -342,7 +349,11 @@ class SyncService:
             if check_orders and account_id is not None:
                 self._check_orders(transport)
             engine = SyncEngine(self.store, transport, master, fault=self._fault)
-            result = engine.sync(_RUN_RECORD)
+            defer_after = None
+            if defer_audit:
+                oldest = self.vault.clock.now() - timedelta(seconds=DEFER_AUDIT_S)
+                defer_after = iso(oldest)
+            result = engine.sync(_RUN_RECORD, defer_after=defer_after)
             extra: dict[str, Any] = {}
             if account_id is not None:
                 self._link_vault(master, account_id)

@@ -161,10 +161,14 @@ class SyncDriver(QObject):
         factory: SyncFactory = SyncService,
         scheduler: SyncScheduler | None = None,
         poll_ms: int = POLL_MS,
+        orders_watched: Callable[[], bool] = lambda: False,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._vault = vault
+        # True while the app's order watcher holds a long-poll open: a sync then skips
+        # its own order check (one request less per sync; orders still arrive in seconds).
+        self._orders_watched = orders_watched
         self._factory = factory
         self.scheduler = scheduler or SyncScheduler(vault.clock)
         self._clock = vault.clock
@@ -247,7 +251,7 @@ class SyncDriver(QObject):
     # -- a run ---------------------------------------------------------------------------
     def _run(self, service: SyncService) -> _RunResult:
         """In the worker. Raises whatever the sync raises (a TacitError)."""
-        counts = service.sync()
+        counts = service.sync(check_orders=not self._orders_watched(), defer_audit=True)
         status = service.sync_status()
         return _RunResult(
             pushed=int(counts.get("pushed", 0)),

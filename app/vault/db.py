@@ -3,8 +3,11 @@
 Invariants:
 - the database is keyed with the random DB key as a raw key (``x'…'``), never through
   SQLCipher's own passphrase KDF;
-- ``cipher_memory_security``, ``secure_delete``, in-memory temp store and WAL are always
-  on, so SQLite never spills plaintext to a temp file;
+- ``secure_delete``, in-memory temp store and WAL are always on, so SQLite never spills
+  plaintext to a temp file. SQLCipher always wipes and locks its own key and page-crypto
+  buffers; ``cipher_memory_security`` (the same for *every* SQLite allocation, at about
+  4x the cost of a sync) is opt-in with ``TACIT_MEMORY_SECURITY=on`` (docs/SECURITY.md,
+  "Memory");
 - every SQLCipher failure surfaces as a TacitError whose message is ours (never the
   engine's text, which could quote SQL): IntegrityError for undecryptable or malformed
   pages, StorageError for a full or unwritable disk;
@@ -14,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +71,18 @@ def translate(exc: Exception) -> Exception:
     return IntegrityError("the vault database is corrupt or has been tampered with")
 
 
+MEMORY_SECURITY_ENV = "TACIT_MEMORY_SECURITY"
+
+
+def memory_security_wanted() -> bool:
+    """Whether ``cipher_memory_security`` is asked for (``TACIT_MEMORY_SECURITY=on``; off
+    by default). Process-wide in SQLCipher: once on, it stays on until the process ends."""
+    return os.environ.get(MEMORY_SECURITY_ENV, "").strip().lower() in ("1", "on", "yes", "true")
+
+
+MEMORY_SECURITY_PRAGMA = "PRAGMA cipher_memory_security"  # reads 1 when on (tacit status)
+
+
 def key_pragma(db_key: DbKey) -> str:
     return f"PRAGMA key = \"x'{db_key.hex()}'\""
 
@@ -81,7 +97,8 @@ def connect(path: Path, db_key: DbKey, *, create: bool) -> sqlcipher.Connection:
     except sqlcipher.Error as exc:
         raise translate(exc) from None
     try:
-        conn.execute("PRAGMA cipher_memory_security = ON")
+        if memory_security_wanted():
+            conn.execute("PRAGMA cipher_memory_security = ON")
         conn.execute(key_pragma(db_key))
         # Reading the schema forces page 1 to be decrypted and its HMAC checked: a wrong
         # key or a damaged first page fails here, before anything is written.

@@ -148,6 +148,10 @@ def without_rev(content: Mapping[str, Any]) -> Content:
     return {k: v for k, v in content.items() if k != "rev"}
 
 
+# An applied page's audit entry: (report, rows queued) -> (action, detail, settings).
+PageRecord = Callable[[ApplyReport, int], tuple[str, str, Mapping[str, str | None] | None]]
+
+
 class SyncStore:
     def __init__(
         self, db: Database, audit: AuditLog | None, vault_id: str, now: Callable[[], str]
@@ -205,6 +209,16 @@ class SyncStore:
                     f"FROM {table} WHERE true ON CONFLICT (kind, ref) DO NOTHING"
                 )
         return self.pending_count()
+
+    def only_audit_queued_since(self, oldest: str) -> bool:
+        """Whether the outbox holds nothing but audit entries (or nothing), none of them
+        written before ``oldest`` (an ISO time): bookkeeping that can wait for the next
+        push (docs/PROTOCOL.md, "Deferred audit entries")."""
+        others, first = self._db.one(
+            "SELECT coalesce(sum(o.kind != 'audit'), 0), min(a.at) FROM sync_outbox o "
+            "LEFT JOIN audit a ON o.kind = 'audit' AND a.seq = CAST(o.ref AS INTEGER)"
+        )
+        return int(others) == 0 and (first is None or str(first) >= oldest)
 
     def pending_count(self) -> int:
         return int(self._db.one("SELECT count(*) FROM sync_outbox")[0])
@@ -334,7 +348,7 @@ class SyncStore:
     def apply(
         self, incoming: Sequence[Incoming], merge: Merge, *, cursor: str | None = None,
         refusals: Sequence[tuple[str, str, str]] = (), hold: bool = False,
-        record: Callable[[ApplyReport, int], tuple[str, str]] | None = None,
+        record: PageRecord | None = None,
     ) -> ApplyReport:  # fmt: skip
         """Apply pulled items (parents first), record ``refusals`` (item id, kind, reason)
         and store ``cursor``, all in one transaction (one pulled page).
@@ -345,9 +359,10 @@ class SyncStore:
         missing fails, or with ``hold`` (more pages follow, which may bring the parent) is
         returned in ``report.held`` untouched, and then the cursor is *not* stored: it
         would pass an item not yet applied. Failed items are recorded as refused. With
-        ``record``, an audit entry ``(action, detail) = record(report, queued)`` is
-        written last, outside the guard, so it is queued to be pushed (``queued``: the
-        rows queued before it)."""
+        ``record``, an audit entry ``(action, detail, settings) = record(report,
+        queued)`` is written last, outside the guard, so it is queued to be pushed
+        (``queued``: the rows queued before it), with ``settings`` (as in ``put``; None:
+        none) in the same transaction."""
         ordered = sorted(incoming, key=lambda i: KIND_ORDER.get(i.kind, 9))
         args = (ordered, merge, cursor, refusals, hold, record)
         try:
@@ -360,7 +375,7 @@ class SyncStore:
     def _apply_page(
         self, ordered: list[Incoming], merge: Merge, cursor: str | None,
         refusals: Sequence[tuple[str, str, str]], hold: bool,
-        record: Callable[[ApplyReport, int], tuple[str, str]] | None, *, isolate: bool,
+        record: PageRecord | None, *, isolate: bool,
     ) -> ApplyReport:  # fmt: skip
         report = ApplyReport()
         states: list[_State] = []
@@ -421,8 +436,9 @@ class SyncStore:
                 )
             if record is not None and self._audit is not None:
                 queued = int(conn.execute("SELECT count(*) FROM sync_outbox").fetchone()[0])
-                action, detail = record(report, queued)
+                action, detail, settings = record(report, queued)
                 self._audit.append(conn, action, detail=detail)
+                _put_settings(conn, settings or {})
         return report
 
     def _apply_one(

@@ -14,7 +14,8 @@ from app.errors import OfflineError
 from app.sync import protocol
 from app.sync.client import Session
 from app.sync.engine import SyncResult
-from app.sync.service import SyncService
+from app.sync.service import DEFER_AUDIT_S, SyncService
+from app.vault.clock import ManualClock
 from tests.sync.devices import MASTER, Device, converge, server_items
 from tests.sync.fakes import Boom, FakeServer, FakeTransport
 
@@ -172,3 +173,43 @@ def test_the_transport_is_kept_across_syncs_and_closed(service: SyncService) -> 
     assert _Http.made[1].closed
     service.sync()
     assert len(_Http.made) == 3
+
+
+def test_an_app_sync_lets_fresh_audit_entries_wait_for_the_next_push(
+    service: SyncService, devices: tuple[Device, Device], clock: ManualClock
+) -> None:
+    _, b = devices
+    vault = service.vault
+    service.sync()
+    assert service.sync_status()["pending"] == 0
+    client = b.vault.add_client("Deferred Client")
+    b.vault.create_note(client.id, "soap", body="written on b")
+    b.sync()
+
+    # A pull-only run: its audit entry and settings are written, nothing is pushed.
+    pulled = service.sync(defer_audit=True)
+    assert pulled["pulled"] >= 2 and pulled["pushed"] == 0
+    status = service.sync_status()
+    assert status["pending_by_kind"] == {"audit": 1}
+    assert status["last_result"] == pulled
+    assert "pulled" in (vault.audit_entries()[-1].detail or "")
+    # Nothing new: no push, no new entry; the last sync time still moves.
+    clock.advance(30)
+    idle = service.sync(defer_audit=True)
+    assert idle["pushed"] == 0 and service.sync_status()["pending_by_kind"] == {"audit": 1}
+    # Once the oldest waiting entry is older than DEFER_AUDIT_S, it goes out.
+    clock.advance(DEFER_AUDIT_S)
+    assert service.sync(defer_audit=True)["pushed"] >= 1
+    assert service.sync_status()["pending"] == 0
+    # A change of the clinician's is pushed at once, with whatever audit is waiting.
+    b.vault.create_note(client.id, "soap", body="again from b")
+    b.sync()
+    assert service.sync(defer_audit=True)["pushed"] == 0
+    vault.create_note(vault.list_clients()[0].id, "soap", body="written on a")
+    assert service.sync(defer_audit=True)["pushed"] >= 3  # note, its pull's and its own entries
+    assert service.sync_status()["pending"] == 0
+    # The CLI (no defer_audit) pushes a pull-only run's entry at once, as before.
+    b.vault.create_note(client.id, "soap", body="third from b")
+    b.sync()
+    assert service.sync()["pushed"] == 1
+    assert service.sync_status()["pending"] == 0

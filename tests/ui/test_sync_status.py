@@ -18,7 +18,7 @@ from app.sync.scheduler import Phase
 from app.ui.controller import AppController
 from app.ui.mainwindow import MainWindow
 from app.ui.qt import QApplication, QDialog, QMessageBox
-from app.ui.syncing import SyncStatus, ago, plain_message, record_pending
+from app.ui.syncing import SyncDriver, SyncStatus, ago, plain_message, record_pending
 from app.vault.clock import ManualClock
 from app.vault.service import VaultService
 from app.vault.syncstore import SyncStore
@@ -51,8 +51,10 @@ class FakeSync:
         self.overlapped = False
         self.pending_by_kind = {"note": 0, "audit": 3}
         self.closed = False
+        self.kwargs: list[dict[str, Any]] = []
 
-    def sync(self) -> dict[str, Any]:
+    def sync(self, **kwargs: Any) -> dict[str, Any]:
+        self.kwargs.append(kwargs)
         self.running += 1
         self.overlapped |= self.running > 1
         try:
@@ -282,3 +284,20 @@ def test_lock_during_a_sync_drops_it_silently(
     assert no_dialogs()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not new_service.is_unlocked
+
+
+def test_app_syncs_defer_audit_and_skip_the_order_check_while_orders_are_watched(
+    qtbot, service: VaultService
+) -> None:
+    """The app's order watcher holds a long-poll open, so its syncs need not ask again;
+    when it is not running they do. Background syncs let audit entries wait."""
+    watched = [False]
+    driver = SyncDriver(service, orders_watched=lambda: watched[0])
+    fake = FakeSync(service, [])
+    driver._run(fake)  # type: ignore[arg-type]
+    watched[0] = True
+    driver._run(fake)  # type: ignore[arg-type]
+    assert fake.kwargs == [
+        {"check_orders": True, "defer_audit": True},
+        {"check_orders": False, "defer_audit": True},
+    ]
