@@ -18,7 +18,13 @@ Invariants:
 - at most one ``MainWindow`` holds client data, only while the vault is unlocked. To
   open fast after the KDF, an *empty* main window is built while the unlock screen is
   up (it has no data until ``start()`` after unlock); each one is used for one unlock
-  and destroyed at the next lock.
+  and destroyed at the next lock;
+- the device-order watcher (``OrderWatcher``) runs for as long as the app does with a
+  vault, locked or unlocked: it starts once the order check at start is done (or at the
+  first unlock after the first run), is not stopped by a lock, and stops at quit. It ends
+  by itself after carrying out a wipe, or once the vault is gone; after a lock it keeps
+  watching (a wipe may follow). The next unlock (recovery key, restore) starts it again
+  if it ended. One loop at most.
 """
 
 from __future__ import annotations
@@ -83,12 +89,16 @@ class AppController(QObject):
         self._quitting = False
         self._in_lock = False
         self._started = False
+        self._start_check_open = False  # the order check at start has not ended yet
         app.setQuitOnLastWindowClosed(False)  # lock closes windows; we quit explicitly
 
         self.runner = OpRunner(self)
         # Background sync: its own one-thread runner, started at unlock, stopped at lock.
-        self.sync = SyncDriver(service, factory=sync_factory or SyncService, parent=self)
-        # Device orders (lock/wipe from another device): a long-poll while unlocked.
+        # Its runs skip their own order check while the watcher below holds a long-poll.
+        self.sync = SyncDriver(service, factory=sync_factory or SyncService,
+                               orders_watched=lambda: self.orders.running, parent=self)  # fmt: skip
+        # Device orders (lock/wipe from another device): a long-poll while the app runs,
+        # locked or unlocked (see the module doc).
         self.device_factory = device_factory
         self.orders = OrderWatcher(service, device_factory, parent=self)
         if order_wait_s is not None:
@@ -168,27 +178,52 @@ class AppController(QObject):
         """A device locked (or wiped) while the app was not running is locked before
         anyone types: one quick, quiet order check (wait 0) while the passphrase is held
         back, for at most ``START_CHECK_MAX_MS`` (offline is quick: a short connect
-        timeout; a slow server only delays the message, the order still applies)."""
+        timeout; a slow server only delays the message, the order still applies). The
+        order watcher starts when it ends (at once for a vault not linked yet)."""
         try:
             devices = self.device_factory(self.service)
-            if not devices.linked():
-                return
+            linked = devices.linked()
         except (OSError, TacitError):
+            linked = False
+        if not linked:
+            self._watch_orders()  # it looks again every 10 s: the user may sign in
             return
         window = self.unlock_window
+        self._start_check_open = True
         window.begin_order_check()
         self.runner.run(lambda: devices.check_order(wait=0, quiet=True),
-                        lambda _check: window.end_order_check(),
-                        lambda _error: window.end_order_check())  # fmt: skip
-        QTimer.singleShot(START_CHECK_MAX_MS, window.end_order_check)
+                        lambda _check: self._start_check_done(),
+                        lambda _error: self._start_check_done())  # fmt: skip
+        QTimer.singleShot(START_CHECK_MAX_MS, self, self._start_check_done)
+
+    def _start_check_done(self) -> None:
+        """The order check at start ended (or took too long): let the passphrase in, and
+        keep watching from now on. Once: the check's end and the time limit both call it,
+        and a watcher that has since carried out an order must not be started again."""
+        if not self._start_check_open:
+            return
+        self._start_check_open = False
+        self.unlock_window.end_order_check()
+        self._watch_orders()
+
+    def _watch_orders(self) -> None:
+        """Start the order watcher unless quitting or there is no vault (yet)."""
+        if not self._quitting and self.service.exists():
+            self.orders.start()
 
     def _order_carried_out(self, action: str) -> None:
-        """The watcher carried out a lock or wipe order (the vault has locked itself and
-        ``VaultLocked`` has torn the windows down): say so on the unlock screen."""
-        if self.service.is_unlocked or self.main_window is not None:
-            self.lock(LockReason.REMOTE)  # not expected: the vault locks itself first
-        if not self._quitting:
-            self.unlock_window.show_order(action)
+        """The watcher carried out a lock or wipe order. On an unlocked vault, the vault
+        has locked itself and ``VaultLocked`` has torn the windows down; on a locked one
+        nothing else changed on screen. Either way: say so on the unlock screen."""
+        if self._quitting:
+            return
+        if self.service.is_unlocked:
+            # Opened again since the order took effect (the recovery key, a restore with
+            # the sync account: both lift it by design); the message would be stale.
+            return
+        if self.main_window is not None:
+            self.lock(LockReason.REMOTE)  # not expected: VaultLocked tore it down first
+        self.unlock_window.order_carried_out(action)
 
     def _new_main_window(self) -> MainWindow:
         window = MainWindow(self.service, self.runner, self.clipboard)
@@ -217,7 +252,7 @@ class AppController(QObject):
         window.start()
         window.attach_sync(self.sync)
         self.sync.start()
-        self.orders.start()
+        self._watch_orders()  # running already, but after a first run or a restore
         self.idle.start()
         self.main_window_shown.emit()
 
@@ -272,7 +307,6 @@ class AppController(QObject):
 
     def _teardown(self) -> None:
         self.sync.stop()  # before the vault closes: an in-flight sync's result is dropped
-        self.orders.stop()
         self.idle.stop()
         self.audit_timer.stop()
         self.runner.cancel_all()
@@ -348,6 +382,7 @@ class AppController(QObject):
         if self._quitting:
             return
         self._quitting = True
+        self.orders.stop()  # the only place it is stopped (see the module doc)
         self._save_drafts()
         self._teardown()
         self.service.lock(LockReason.QUIT)

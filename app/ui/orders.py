@@ -1,22 +1,32 @@
-"""``OrderWatcher``: a device-order long-poll kept open while the vault is unlocked, so a
-lock or wipe order from another device reaches the running app within seconds
+"""``OrderWatcher``: a device-order long-poll kept open for as long as the app runs with
+a vault — locked or unlocked — so a lock or wipe order from another device reaches the
+running app within seconds, including a stolen laptop sitting at the unlock screen
 (docs/PROTOCOL.md, "Devices, orders and escrow").
 
-The loop calls ``DeviceService.check_order(wait=25, quiet=True)`` on its own daemon
-thread — neither the UI thread nor a pool worker, which a 25-second wait would hold.
-When offline (or the server errs, or refuses an order) it backs off, 5 s doubling to
-2 min; while the vault is not linked to an account it looks again every 10 s (the user
-may sign in meanwhile). ``check_order`` carries a verified order out itself, so by the
-time the loop sees it the vault has locked (or been wiped): ``VaultLocked(REMOTE)``
-reaches the controller through its queued bridge, and ``carried_out`` (this object lives
+That works locked because ``DeviceService.check_order`` needs no key: the control record
+(server, CA, pin, control token) is in the OS keychain or the vault header, the order is
+verified against the account signing key in the header, and ``VaultService.apply_order``
+carries it out on a locked vault too (destroying the passphrase slot, or every slot and
+the database files).
+
+The loop calls ``check_order(wait=25, quiet=True)`` on its own daemon thread — neither the
+UI thread nor a pool worker, which a 25-second wait would hold. When offline (or the
+server errs, or refuses an order) it backs off, 5 s doubling to 2 min; while the vault is
+not linked to an account it looks again every 10 s (the user may sign in meanwhile).
+``check_order`` carries a verified order out itself, so by the time the loop sees it the
+vault is locked (or wiped): on an unlocked vault ``VaultLocked(REMOTE)`` reaches the
+controller through its queued bridge; in either state ``carried_out`` (this object lives
 on the UI thread, so the emit from the loop's thread is queued too) says which order it
-was.
+was. After a lock it keeps watching (the owner may wipe the device next); after a wipe
+it ends, as it does by itself once the vault is gone or wiped (nothing is left to
+protect, and a wiped header has no slot an order could change).
 
 Invariants:
 - ``stop()`` returns at once: a long-poll in flight ends in its own thread and the loop
   exits (an order it carried out stays carried out — that is the point of it);
-- at most one loop runs per ``start()``; a stopped loop never emits again except for an
-  order it actually carried out;
+- at most one loop runs: ``start()`` is a no-op while one does (``started`` counts the
+  loops begun); a stopped loop never emits again except for an order it actually carried
+  out;
 - only error codes and exception type names reach a log.
 """
 
@@ -57,25 +67,28 @@ class OrderWatcher(QObject):
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
         self.checks = 0  # completed checks (tests and diagnostics)
+        self.started = 0  # loops begun (tests and diagnostics)
 
     @property
     def running(self) -> bool:
+        """A loop is watching (it has not been stopped and has not ended by itself)."""
         return self._stop is not None and not self._stop.is_set()
 
     def start(self) -> None:
-        """Begin watching (the vault was unlocked); a no-op while already watching."""
+        """Begin watching (the app started with a vault, or it was unlocked again after
+        the loop ended); a no-op while already watching."""
         if self.running:
             return
         stop = threading.Event()
         self._stop = stop
-        devices = self._factory(self._vault)
+        self.started += 1
         self._thread = threading.Thread(
-            target=self._loop, args=(devices, stop), name="tacit-order-watch", daemon=True
+            target=self._loop, args=(stop,), name="tacit-order-watch", daemon=True
         )
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop watching (lock, quit); does not wait for a long-poll in flight."""
+        """Stop watching (quit); does not wait for a long-poll in flight."""
         if self._stop is not None:
             self._stop.set()
         self._stop = None
@@ -89,24 +102,41 @@ class OrderWatcher(QObject):
         return True
 
     # -- the loop (its own thread) ---------------------------------------------------------
-    def _loop(self, devices: DeviceService, stop: threading.Event) -> None:
+    def _vault_left(self) -> bool:
+        """Whether there is still a vault an order could act on (not gone, not wiped)."""
+        if not self._vault.exists():
+            return False
+        return not self._vault.read_header().wiped
+
+    def _loop(self, stop: threading.Event) -> None:
         delay = BACKOFF_MIN_S
+        devices: DeviceService | None = None
         while not stop.is_set():
             started = time.monotonic()
             try:
+                if not self._vault_left():
+                    stop.set()  # ends this loop: ``running`` is False, start() may begin anew
+                    return
+                if devices is None:
+                    devices = self._factory(self._vault)
                 if not devices.linked():
                     stop.wait(UNLINKED_RETRY_S)
                     continue
                 check: OrderCheck = devices.check_order(wait=self.wait_s, quiet=True)
-            except Exception as exc:  # the vault went away, a storage error: keep going
+            except Exception as exc:  # an unreadable header, a storage error: keep going
                 log.warning("device order check failed: %s", type(exc).__name__)
                 stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             self.checks += 1
-            if check.applied and check.action in ORDER_ACTIONS:
-                self._emit(str(check.action))
+            if check.applied and check.action == "wipe":
+                stop.set()  # before the emit: a handler may start a new loop
+                self._emit("wipe")
                 return
+            if check.applied and check.action == "lock":
+                self._emit("lock")  # and keep watching: the owner may wipe it next
+                delay = BACKOFF_MIN_S
+                continue
             if check.problem == "not_linked":
                 stop.wait(UNLINKED_RETRY_S)
             elif check.problem is not None:

@@ -9,10 +9,19 @@ does not reset it: a restarted app makes the user wait the full delay for that c
 before the next attempt. (Someone who can delete that file can still reset it; the KDF
 and the keychain binding remain the real defence.)
 
+A lock or wipe order from another device can be carried out while this window is up
+(the controller's order watcher runs while the vault is locked too, and an unlock checks
+for one first): ``order_carried_out`` then says so here. An order carried out while an
+unlock is in progress is serialized with it by the vault service: either the unlock is
+refused (``device_locked`` / ``device_wiped``), or the vault opens and the order locks it
+again at once — so an unlock's result is acted on only if the vault is still open and no
+order is in effect (one carried out by another process, e.g. the CLI, is seen in the
+header after the unlock and closes the vault again).
+
 Invariants: the passphrase and recovery key fields are cleared after every attempt and
 whenever the window is hidden; ``unlocked`` is emitted only once the vault is open with a
 passphrase the user knows (after a recovery-key unlock, a new one must be set first, or
-the vault is locked again).
+the vault is locked again), and never for a vault an order has locked meanwhile.
 """
 
 from __future__ import annotations
@@ -92,6 +101,7 @@ class UnlockWindow(QWidget):
         self._devices = devices
         self.restore_dialog: RestoreDialog | None = None
         self._checking = False  # the order check at start holds the passphrase back
+        self._order: str | None = None  # the order whose message is shown ("lock"/"wipe")
         self.failures = 0
         self.wait_left = 0
         self._quitting = False
@@ -254,6 +264,7 @@ class UnlockWindow(QWidget):
     def reset(self) -> None:
         """Back to the passphrase page with empty fields (shown after every lock)."""
         self._goto(PAGE_PASSPHRASE)
+        self._order = None
         if self.wait_left <= 0:
             self.error.clear_message()
         self.restore_link.hide()
@@ -276,8 +287,21 @@ class UnlockWindow(QWidget):
     def show_order(self, action: str) -> None:
         """An order was carried out (``lock`` or ``wipe``): tell the user plainly."""
         wiped = action == "wipe"
+        self._order = action
         self.error.show_message(WIPED_TEXT if wiped else LOCKED_TEXT)
         self.restore_link.setVisible(not wiped)
+
+    def order_carried_out(self, action: str) -> None:
+        """The order watcher carried out ``action`` (the vault is locked, or wiped). Back
+        to the passphrase page unless an attempt is running (its result will say so too);
+        after a wipe there is nothing left to restore."""
+        if not self.busy.busy and self.stack.currentIndex() != PAGE_PASSPHRASE:
+            self._goto(PAGE_PASSPHRASE)
+        if action == "wipe":
+            dialog, self.restore_dialog = self.restore_dialog, None
+            if dialog is not None:
+                dialog.done(0)
+        self.show_order(action)
 
     def begin_order_check(self) -> None:
         """The order check at start is running: no passphrase until it ends."""
@@ -368,14 +392,34 @@ class UnlockWindow(QWidget):
                 service.unlock(secret)
             finally:
                 secret.wipe()
+            # An order carried out during the KDF: by this app's watcher, it has locked
+            # the vault again; by another process (a CLI check), the header says so.
+            try:
+                service.refuse_if_remote_locked()
+            except (DeviceLockedError, DeviceWipedError):
+                service.lock(LockReason.REMOTE)
+                raise
+            except (OSError, TacitError):
+                pass  # cannot tell from here; the watcher and the next check will
 
         self.error.clear_message()
         self._runner.run(work, self._unlocked, self._failed, busy=self, message="Unlocking…")
 
     def _unlocked(self, _result: object = None) -> None:
+        if not self._service.is_unlocked:  # an order locked it again meanwhile
+            self._after_order()
+            return
         self.failures = 0
+        self._order = None
         self.error.clear_message()
         self.unlocked.emit()
+
+    def _after_order(self) -> None:
+        """An unlock succeeded but the vault is locked again (an order): passphrase page,
+        and the order's message (read from the header)."""
+        if self.stack.currentIndex() != PAGE_PASSPHRASE:
+            self._goto(PAGE_PASSPHRASE)
+        self.show_remote_state()
 
     def _failed(self, error: TacitError) -> None:
         if isinstance(error, WrongPassphraseError):
@@ -408,11 +452,13 @@ class UnlockWindow(QWidget):
         """One second of the failure delay has passed."""
         self.wait_left = max(0, self.wait_left - 1)
         if self.wait_left > 0:
-            self.error.show_message(f"Wrong passphrase. Try again in {self.wait_left} s.")
+            if self._order is None:  # an order's message stays until the next lock
+                self.error.show_message(f"Wrong passphrase. Try again in {self.wait_left} s.")
             return
         self._delay_timer.stop()
         self._set_input_enabled(True)
-        self.error.show_message("Wrong passphrase. You can try again now.")
+        if self._order is None:
+            self.error.show_message("Wrong passphrase. You can try again now.")
         self.passphrase.setFocus()
 
     # -- recovery key ------------------------------------------------------------------
@@ -425,11 +471,17 @@ class UnlockWindow(QWidget):
         self.recovery_error.clear_message()
         self._runner.run(
             lambda: service.unlock_with_recovery_key(key),
-            lambda _r: self._goto(PAGE_NEW_PASSPHRASE),
+            self._recovered,
             lambda e: self.recovery_error.show_message(e.message),
             busy=self,
             message="Unlocking with the recovery key…",
         )
+
+    def _recovered(self, _result: object = None) -> None:
+        if self._service.is_unlocked:
+            self._goto(PAGE_NEW_PASSPHRASE)
+        else:  # a new order locked it again meanwhile
+            self._after_order()
 
     def set_new_passphrase(self) -> None:
         if not self.new_form.valid or self.busy.busy:
