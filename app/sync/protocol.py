@@ -53,6 +53,7 @@ PATH_ITEMS = "/v1/items"
 PATH_ITEMS_BATCH = "/v1/items:batch"
 PATH_ATTACHMENTS = "/v1/attachments"
 PATH_SIGNING_KEY = "/v1/account/signing-key"
+PATH_KEY_EPOCHS = "/v1/account/key-epochs"
 PATH_SELF_ORDER = "/v1/devices/self/order"
 PATH_SELF_ORDER_ACK = "/v1/devices/self/order/ack"
 PATH_SELF_ESCROW = "/v1/devices/self/escrow"
@@ -108,6 +109,10 @@ ORDER_VERSION = 1
 # clock when it is posted: a signed order cannot be held back and used much later.
 ORDER_MAX_AGE_S = 15 * 60
 ORDER_MAX_FUTURE_S = 5 * 60
+# Account key epochs: epoch 1 is the sign-up KDF (GET /v1/auth/params), never listed;
+# each new epoch is exactly the highest one + 1, and no epoch number exceeds this.
+FIRST_KEY_EPOCH = 1
+MAX_KEY_EPOCH = 1000
 
 # --- identifiers ---------------------------------------------------------------------
 # Ids are lowercase canonical UUID strings, as str(uuid.uuid4()) writes them.
@@ -424,6 +429,31 @@ class SigningKeyResponse(TypedDict):
     registered_at: str
 
 
+class KeyEpoch(TypedDict):
+    """One account key epoch after the first: the public KDF parameters and fresh salt the
+    client stretches the account password with to derive that epoch's wrapping key. The
+    server stores them; it never sees a key."""
+
+    epoch: int  # 2, 3, ... (epoch 1 is the sign-up KDF and is not listed)
+    kdf: KdfParams
+    created_at: str  # the server's clock, when the epoch was added
+
+
+class KeyEpochsResponse(TypedDict):
+    epochs: list[KeyEpoch]  # ascending by epoch; empty when the account has only epoch 1
+
+
+class KeyEpochRequest(TypedDict):
+    epoch: int  # exactly (the highest stored epoch, or 1 if none) + 1
+    kdf: KdfParams  # checked like the sign-up's (bounds, salt length, the server's floor)
+
+
+class KeyEpochResponse(KeyEpoch):
+    # How many sessions of the account ended: every one but the caller's (other devices
+    # must sign in again with the password, which derives the new epoch's key).
+    sessions_ended: int
+
+
 class EscrowKeyResponse(TypedDict):
     escrow_key: str  # base64, ESCROW_KEY_BYTES; shown once per creation or release
     created_at: str
@@ -561,6 +591,7 @@ class ErrorCode(StrEnum):
     ORDER_REPLAYED = "order_replayed"
     SIGNING_KEY_MISSING = "signing_key_missing"
     REAUTH_REQUIRED = "reauth_required"
+    EPOCH_CONFLICT = "epoch_conflict"
 
 
 class ApiError(TacitError):
@@ -762,6 +793,12 @@ class ReauthRequiredError(ApiError):
     default_message = "this needs full re-authentication (a signed challenge and TOTP)"
 
 
+class EpochConflictError(ApiError):
+    code = ErrorCode.EPOCH_CONFLICT
+    http_status = 409
+    default_message = "that is not the account's next key epoch; fetch the epochs again"
+
+
 ERROR_CLASSES: dict[str, type[ApiError]] = {
     cls.code: cls
     for cls in (
@@ -796,6 +833,7 @@ ERROR_CLASSES: dict[str, type[ApiError]] = {
         OrderReplayedError,
         SigningKeyMissingError,
         ReauthRequiredError,
+        EpochConflictError,
     )
 }
 HTTP_STATUS: dict[str, int] = {code: cls.http_status for code, cls in ERROR_CLASSES.items()}

@@ -7,7 +7,8 @@ would let the server (or a thief of its database) log in: verifying a login need
 signature only the password's holder can make.
 
 Invariants:
-- KDF parameters below ``Settings.kdf_floor`` are refused (``kdf_too_weak``);
+- KDF parameters below ``Settings.kdf_floor`` are refused (``kdf_too_weak``), at sign-up
+  and for every later account key epoch (``key_epochs.py``);
 - the TOTP secret, the recovery codes and the device's first control token leave the
   server exactly once, in the sign-up response; codes and token are stored only as
   hashes;
@@ -24,16 +25,15 @@ from app.sync import protocol
 from app.sync.server import crypto, devices, totp
 from app.sync.server.context import ServerContext
 from app.sync.server.db import UniqueViolation
-from app.sync.server.schemas import SignupIn
+from app.sync.server.schemas import KdfParamsIn, SignupIn
 
 FAKE_SALT_BYTES = 16
 
 
-def signup(ctx: ServerContext, req: SignupIn) -> protocol.SignupResponse:
-    """Create an account. Raises KdfTooWeakError, InvalidRequestError (a login key that
-    is not an Ed25519 point), AccountExistsError."""
+def require_kdf_floor(ctx: ServerContext, kdf: KdfParamsIn) -> None:
+    """Refuse Argon2id parameters below the server's floor (sign-up and every new
+    account key epoch). Raises KdfTooWeakError."""
     floor = ctx.settings.kdf_floor
-    kdf = req.kdf
     if (
         kdf.memory_kib < floor.memory_kib
         or kdf.iterations < floor.iterations
@@ -43,6 +43,13 @@ def signup(ctx: ServerContext, req: SignupIn) -> protocol.SignupResponse:
             f"Argon2id parameters must be at least m={floor.memory_kib} KiB, "
             f"t={floor.iterations}, p={floor.parallelism}"
         )
+
+
+def signup(ctx: ServerContext, req: SignupIn) -> protocol.SignupResponse:
+    """Create an account. Raises KdfTooWeakError, InvalidRequestError (a login key that
+    is not an Ed25519 point), AccountExistsError."""
+    kdf = req.kdf
+    require_kdf_floor(ctx, kdf)
     if not crypto.ed25519_public_key_valid(req.login_public_key):
         raise protocol.InvalidRequestError("login_public_key is not an Ed25519 public key")
     account_id = str(uuid.uuid4())

@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.sync import protocol
-from app.sync.server import auth_routes, data_routes, device_routes, web_routes
+from app.sync.server import auth_routes, data_routes, device_routes, epoch_routes, web_routes
 from app.sync.server.context import ServerContext
 from app.sync.server.db import Database, StorageUnavailable, UniqueViolation, open_database
 from app.sync.server.middleware import BodyLimitMiddleware, CatchAllMiddleware, error_body
@@ -157,6 +157,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.include_router(auth_routes.router)
     app.include_router(data_routes.router)
     app.include_router(device_routes.router)
+    app.include_router(epoch_routes.router)
     web_routes.install(app, settings.kdf_floor)  # the /account page (no API)
     _install_openapi(app)
     return app

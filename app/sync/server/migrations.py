@@ -183,6 +183,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        3,
+        "account key epochs: KDF parameters and salt of each epoch after the first",
+        (
+            # Public, like the sign-up KDF columns of accounts: the canonical JSON of
+            # protocol.KdfParams (salt in base64). Epoch 1 is the sign-up KDF, not here.
+            """CREATE TABLE account_key_epochs (
+                account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+                epoch INTEGER NOT NULL,
+                kdf TEXT NOT NULL,
+                created_at {int} NOT NULL,
+                PRIMARY KEY (account_id, epoch)
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -196,6 +196,12 @@ class OrderAckIn(_In):
     state: Literal["locked", "wiped"]
 
 
+class KeyEpochIn(_In):
+    # Any positive number is well formed; only the next one is accepted (409 otherwise).
+    epoch: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    kdf: KdfParamsIn
+
+
 class PushItemIn(_In):
     id: Uuid
     kind: Kind
@@ -311,6 +317,20 @@ class EscrowKeyOut(_Out):
 
 class EscrowReleaseOut(EscrowKeyOut):
     session: LoginOut
+
+
+class KeyEpochOut(_Out):
+    epoch: int
+    kdf: KdfParamsOut
+    created_at: str
+
+
+class KeyEpochsOut(_Out):
+    epochs: list[KeyEpochOut]
+
+
+class KeyEpochCreatedOut(KeyEpochOut):
+    sessions_ended: int
 
 
 class ItemOut(_Out):

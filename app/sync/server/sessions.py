@@ -95,6 +95,18 @@ def revoke_device(tx: Tx, account_id: str, device_id: str) -> int:
     return len(rows)
 
 
+def revoke_account_except(tx: Tx, account_id: str, keep_session_id: str) -> int:
+    """End every session of an account but one (all devices, the keeper's other sessions
+    included), as ``revoke_device`` does. Control tokens are untouched: they belong to
+    devices, not sessions. Returns how many sessions ended."""
+    rows = tx.all(
+        "SELECT id FROM sessions WHERE account_id = ? AND id != ?", (account_id, keep_session_id)
+    )
+    for (session_id,) in rows:
+        _revoke(tx, str(session_id))
+    return len(rows)
+
+
 def authenticate(ctx: ServerContext, access_token: str) -> Principal:
     """The principal behind an access token. Also counts the request against the
     account's rate limit and refreshes the device's last-seen time (coarsely).

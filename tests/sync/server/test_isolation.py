@@ -23,7 +23,7 @@ from tests.sync.server.device_helpers import (
     send_order,
     signed,
 )
-from tests.sync.server.helpers import Account, Api, error_code, raw_public_key
+from tests.sync.server.helpers import Account, Api, error_code, raw_public_key, weak_kdf
 
 CANARY = b"A-ONLY-CIPHERTEXT-7f3a"
 CHUNK_CANARY = b"A-ONLY-CHUNK-91c2"
@@ -191,6 +191,19 @@ CASES = [
         lambda w: protocol.PATH_SELF_ESCROW,
         allowed=frozenset({200}),  # B's own device's key
     ),
+    Case(
+        "GET",
+        "/v1/account/key-epochs",
+        lambda w: protocol.PATH_KEY_EPOCHS,
+        allowed=frozenset({200}),  # B's own epochs
+    ),
+    Case(
+        "POST",
+        "/v1/account/key-epochs",
+        lambda w: protocol.PATH_KEY_EPOCHS,
+        body=lambda w: {"epoch": 2, "kdf": weak_kdf(b"B" * 16)},
+        allowed=frozenset({200}),  # B's own epoch 2: A's epochs and sessions stay
+    ),
     Case("POST", "/v1/auth/logout", lambda w: protocol.PATH_AUTH_LOGOUT, allowed=frozenset({200})),
 ]
 
@@ -262,6 +275,7 @@ def _snapshot(api: Api, w: World) -> tuple[Any, ...]:
             for d in api.get(protocol.PATH_DEVICES, token=token).json()
         ],
         api.get(protocol.PATH_SIGNING_KEY, token=token).json(),
+        api.get(protocol.PATH_KEY_EPOCHS, token=token).json(),
     )
 
 
