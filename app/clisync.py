@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from app.cliio import NEW_PASSPHRASE_ENV, Output, read_passphrase, read_secret, 
 from app.cliio import ArgParser as _Parser
 from app.errors import UsageError
 from app.sync import protocol
+from app.vault.crypto import Passphrase
 from app.vault.service import VaultService
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ def add_sync_commands(cmd: Callable[..., argparse.ArgumentParser], sub: Any) -> 
                    choices=("run", "status", "conflicts", "refused", "rotate-keys"),
                    default="run", metavar="[status|conflicts|refused|rotate-keys]")  # fmt: skip
     p.add_argument("--note", help="conflicts of one note")
+    _password_fd(p)  # rotate-keys: with the account password, under a new key epoch
     devices = cmd("devices", "this account's devices; lock, wipe or restore a lost one")
     devices_sub = devices.add_subparsers(
         dest="action", metavar="ACTION", required=True, parser_class=_Parser
@@ -78,7 +81,10 @@ def add_sync_commands(cmd: Callable[..., argparse.ArgumentParser], sub: Any) -> 
         ("wipe", "wipe a lost device: every key slot and its database destroyed"),
         ("restore", "clear a device's lost flag (it then needs 'tacit unlock --online')"),
     ):
-        cmd(name, help_text, devices_sub).add_argument("id", help="device id or a unique prefix")
+        p = cmd(name, help_text, devices_sub)
+        p.add_argument("id", help="device id or a unique prefix")
+        if name != "restore":  # the password makes a new key epoch (docs/SECURITY.md)
+            _password_fd(p)
     p = cmd("remove", "remove another device for good (password + TOTP), then rotate keys",
             devices_sub)  # fmt: skip
     p.add_argument("id", help="device id or a unique prefix")
@@ -210,7 +216,8 @@ class SyncCommands:
             rows = sync.refused()
             self.out.emit(rows, table(rows, ("item_id", "kind", "reason", "at")))
         elif a.sync_action == "rotate-keys":
-            rotated = sync.rotate_keys()
+            password = self._optional_password()
+            rotated = sync.new_key_epoch(password) if password else sync.rotate_keys()
             counts = sync.sync(check_orders=False)  # pushes the new key (offline: queued)
             self.out.emit({**rotated, **counts},
                           f"New items key {rotated['key_id']} (generation "
@@ -260,10 +267,31 @@ class SyncCommands:
             self.out.emit(shown, f"Removed {shown['id']}; a new items key goes out at the "
                                  "next sync.")  # fmt: skip
             return
-        shown = sync.send_order(a.id, a.action)
-        then = " A new items key goes out at the next sync." if shown.get("rotated") else ""
+        epoch_password = self._optional_password() if a.action in ("lock", "wipe") else None
+        shown = sync.send_order(a.id, a.action, password=epoch_password)
+        rotated = shown.get("rotated") or {}
+        then = ""
+        if rotated:
+            then = " A new items key goes out at the next sync."
+            if rotated.get("epoch", 1) == 1:
+                then += (" Without the account password it is wrapped like the old "
+                         "ones; run 'tacit sync rotate-keys' with it to cut the device "
+                         "off for good.")  # fmt: skip
         self.out.emit(shown, f"Sent a {a.action} order to {shown['id']}: it is now "
                              f"{shown['state']}.{then}")  # fmt: skip
+
+    def _optional_password(self) -> Passphrase | None:
+        """The account password for a new key epoch: from ``--password-fd`` or the
+        environment, else asked on a terminal (Enter skips), else none."""
+        fd = getattr(self.args, "password_fd", None)
+        if fd is not None or os.environ.get(ACCOUNT_PASSWORD_ENV):
+            return read_passphrase("Account password", fd=fd, env=ACCOUNT_PASSWORD_ENV)
+        if not sys.stdin.isatty():
+            return None
+        label = ("Account password, to cut that device off from notes written from now "
+                 "on (Enter to skip)")  # fmt: skip
+        text = read_secret(label, fd=None, env=ACCOUNT_PASSWORD_ENV)
+        return Passphrase.from_str(text) if text else None
 
     def unlock_online(self) -> None:
         """``tacit unlock --online``: every secret is read before the server is asked,

@@ -265,6 +265,21 @@ class HttpTransport:
         path = protocol.device_remove_path(device_id)
         return cast(protocol.Device, self._authed("POST", path, body=reauth))
 
+    # -- account key epochs (docs/PROTOCOL.md, "Account key epochs") --------------------
+    def key_epochs(self) -> list[dict[str, Any]]:
+        """The account's key epochs after the first: ``[{"epoch", "kdf", "created_at"}]``."""
+        doc = self._authed("GET", protocol.PATH_KEY_EPOCHS)
+        epochs = doc.get("epochs") if isinstance(doc, dict) else None
+        if not isinstance(epochs, list):
+            raise protocol.ApiError("the sync server sent a malformed list of key epochs")
+        return epochs
+
+    def add_key_epoch(self, epoch: int, kdf: protocol.KdfParams) -> dict[str, Any]:
+        """Register the next key epoch; the server signs out the account's other sessions.
+        Raises EpochConflictError when another device registered that number first."""
+        doc = self._authed("POST", protocol.PATH_KEY_EPOCHS, body={"epoch": epoch, "kdf": kdf})
+        return cast(dict[str, Any], doc)
+
     def new_escrow_key(self) -> protocol.EscrowKeyResponse:
         return cast(protocol.EscrowKeyResponse,
                     self._authed("POST", protocol.PATH_SELF_ESCROW, body={}))  # fmt: skip

@@ -259,6 +259,7 @@ class DeviceService:
                 try:
                     sync.sessions.save(Session.from_tokens(session))
                     escrow = sync.renew_escrow(master)
+                    sync.learn_epochs(password)  # keys made since this device was locked
                 finally:
                     sync.close()
             finally:

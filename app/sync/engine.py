@@ -57,6 +57,8 @@ from app.sync.items import (
     decrypt_item,
     encrypt_item,
     unwrap_items_key,
+    wrap_epoch,
+    wrap_id,
     wrap_items_key,
 )
 from app.sync.merge import merge
@@ -72,6 +74,9 @@ from app.vault.syncstore import (
 )
 
 PULL_PAGE = protocol.MAX_PULL_LIMIT
+# The refusal of an items key wrapped under an account key epoch this device lacks; a
+# sign-in (which derives every epoch's key from the password) pulls those items again.
+NEEDS_PASSWORD = "needs the account password: the account's keys changed on another device"  # noqa: S105
 PUSH_BATCH = protocol.MAX_PUSH_ITEMS
 PUSH_ROUNDS = 4  # conflicts are merged and pushed again; bounded so a run always ends
 META_KEYS = "items_keys"  # {key_id: hex}, inside the vault
@@ -146,11 +151,16 @@ def _counts(result: SyncResult) -> tuple[int, int, int, int]:
 class SyncEngine:
     def __init__(
         self, store: SyncStore, transport: Transport, master: SymmetricKey, *,
-        fault: Fault | None = None, pull_page: int = PULL_PAGE, push_batch: int = PUSH_BATCH,
+        epochs: Mapping[int, SymmetricKey] | None = None, fault: Fault | None = None,
+        pull_page: int = PULL_PAGE, push_batch: int = PUSH_BATCH,
     ) -> None:  # fmt: skip
+        """``master``: the account master key (epoch 1); ``epochs``: the keys of the
+        later account key epochs this device holds (docs/PROTOCOL.md, "Account key
+        epochs"). New items keys are wrapped under the latest."""
         self.store = store
         self.transport = transport
         self._master = master
+        self._wraps: dict[int, SymmetricKey] = {1: master, **(epochs or {})}
         self._fault = fault or _no_fault
         self._pull_page = pull_page
         self._push_batch = push_batch
@@ -166,11 +176,12 @@ class SyncEngine:
                 keys[kid] = ItemsKey(kid, SymmetricKey(bytes.fromhex(value)))
             else:
                 keys[kid] = ItemsKey(kid, SymmetricKey(bytes.fromhex(value["k"])),
-                                     int(value["g"]), int(value["t"]))  # fmt: skip
+                                     int(value["g"]), int(value["t"]),
+                                     int(value.get("e", 1)))  # fmt: skip
         return keys
 
     def _save_keys(self, keys: dict[str, ItemsKey]) -> None:
-        doc = {kid: {"k": k.key.hex(), "g": k.generation, "t": k.created_at}
+        doc = {kid: {"k": k.key.hex(), "g": k.generation, "t": k.created_at, "e": k.epoch}
                for kid, k in keys.items()}  # fmt: skip
         current = current_key(keys)
         self.store.put({META_KEYS: json.dumps(doc),
@@ -200,7 +211,7 @@ class SyncEngine:
         keys = self.keys()
         generation = max((k.generation for k in keys.values()), default=-1) + 1
         key = ItemsKey(str(uuid.uuid4()), SymmetricKey.generate(), generation,
-                       int(time.time() * 1000))  # fmt: skip
+                       int(time.time() * 1000), max(self._wraps))  # fmt: skip
         # Queued first: a crash between the two leaves a queued id that is skipped (no
         # such key), never a current key that no other device will ever receive.
         self.store.enqueue(KIND_ITEMS_KEY, key.key_id)
@@ -288,9 +299,17 @@ class SyncEngine:
         for item in items:
             if item["kind"] != KIND_ITEMS_KEY or item["id"] in keys:
                 continue
+            epoch = wrap_epoch(str(item.get("key_id")))
+            wrap = None if epoch is None else self._wraps.get(epoch)
+            if wrap is None:
+                # A key epoch made on another device after one was revoked: this device
+                # needs the account password (a sign-in) before it can open it.
+                reason = NEEDS_PASSWORD if epoch is not None else "an items key is malformed"
+                self._refused(result, refusals, item, reason)
+                continue
             try:
                 keys[item["id"]] = unwrap_items_key(
-                    self._master, item["id"], protocol.b64decode(item["blob"])
+                    wrap, item["id"], protocol.b64decode(item["blob"]), item["key_id"]
                 )
                 added = True
             except (ItemRefusedError, ValueError, KeyError, TypeError):
@@ -416,9 +435,13 @@ class SyncEngine:
             items_key = keys.get(p.ref)
             if items_key is None:
                 return None
-            blob = wrap_items_key(self._master, items_key)
-            etag = protocol.item_etag(kind=p.kind, key_id="master", deleted=False, blob=blob)
-            return Prepared(p.gen, 0, "master", etag, blob)
+            wrap = self._wraps.get(items_key.epoch)
+            if wrap is None:
+                return None
+            blob = wrap_items_key(wrap, items_key)
+            kid = wrap_id(items_key.epoch)
+            etag = protocol.item_etag(kind=p.kind, key_id=kid, deleted=False, blob=blob)
+            return Prepared(p.gen, 0, kid, etag, blob)
         content = self.store.content(p.kind, p.ref)
         if content is None:
             raise InvalidInputError(f"queued record {p.ref} no longer exists")
@@ -477,7 +500,12 @@ class SyncEngine:
             return
         if p.kind == KIND_ITEMS_KEY:
             try:
-                unwrap_items_key(self._master, p.ref, protocol.b64decode(current["blob"]))
+                epoch = wrap_epoch(str(current["key_id"]))
+                wrap = None if epoch is None else self._wraps.get(epoch)
+                if wrap is None:
+                    raise ItemRefusedError(NEEDS_PASSWORD)
+                unwrap_items_key(wrap, p.ref, protocol.b64decode(current["blob"]),
+                                 current["key_id"])  # fmt: skip
             except (ItemRefusedError, ValueError):
                 self._refuse(result, current, "an items key failed authentication")
                 return

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import IntegrityError
+from app.sync import protocol
 from app.vault import crypto
 from app.vault.crypto import CryptoError, SymmetricKey
 
@@ -60,6 +61,7 @@ class ItemsKey:
     key: SymmetricKey
     generation: int = 0
     created_at: int = 0  # ms, the making device's clock (information only)
+    epoch: int = 1  # the account key epoch whose key wraps it (1: the master key)
 
     def __repr__(self) -> str:
         return f"<ItemsKey {self.key_id} g{self.generation} redacted>"
@@ -157,23 +159,52 @@ def check_not_rolled_back(item_id: str, content: Mapping[str, Any], known_rev: i
         )
 
 
-def _key_aad(key_id: str, generation: int, created_at: int) -> bytes:
-    doc = {"v": KEY_FORMAT, "id": key_id, "kind": "items_key", "key_id": "master",
+MASTER_WRAP = "master"
+MAX_EPOCH = protocol.MAX_KEY_EPOCH
+
+
+def wrap_id(epoch: int) -> str:
+    """The ``key_id`` of an items-key item wrapped under account key epoch ``epoch``:
+    ``master`` for the first (the master key itself), ``master:N`` after."""
+    return MASTER_WRAP if epoch == 1 else f"{MASTER_WRAP}:{epoch}"
+
+
+def wrap_epoch(key_id: str) -> int | None:
+    """Inverse of ``wrap_id``; None for anything else."""
+    if key_id == MASTER_WRAP:
+        return 1
+    prefix, _, number = key_id.partition(":")
+    if prefix != MASTER_WRAP or not number.isdigit() or number != str(int(number)):
+        return None
+    epoch = int(number)
+    return epoch if 2 <= epoch <= MAX_EPOCH else None
+
+
+def _key_aad(key_id: str, generation: int, created_at: int, wrap: str = MASTER_WRAP) -> bytes:
+    doc = {"v": KEY_FORMAT, "id": key_id, "kind": "items_key", "key_id": wrap,
            "g": generation, "t": created_at}  # fmt: skip
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
-def wrap_items_key(master: SymmetricKey, items_key: ItemsKey) -> bytes:
-    """The items key as an item blob sealed by the master key (kind ``items_key``), its
-    generation and creation time bound as associated data."""
+def wrap_items_key(wrap_key: SymmetricKey, items_key: ItemsKey) -> bytes:
+    """The items key as an item blob sealed by the key of its account key epoch (the
+    master key for epoch 1; kind ``items_key``), its generation, creation time and
+    epoch (as the item's ``key_id``, ``wrap_id``) bound as associated data."""
     g, t = items_key.generation, items_key.created_at
-    nonce, ct = crypto.seal(master, items_key.key.reveal(), _key_aad(items_key.key_id, g, t))
+    aad = _key_aad(items_key.key_id, g, t, wrap_id(items_key.epoch))
+    nonce, ct = crypto.seal(wrap_key, items_key.key.reveal(), aad)
     doc = {"v": KEY_FORMAT, "g": g, "t": t, "k": _b64(nonce + ct)}
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def unwrap_items_key(master: SymmetricKey, key_id: str, blob: bytes) -> ItemsKey:
-    """Raises ItemRefusedError (malformed, unknown format, fails authentication)."""
+def unwrap_items_key(
+    wrap_key: SymmetricKey, key_id: str, blob: bytes, wrap: str = MASTER_WRAP
+) -> ItemsKey:
+    """Open an items-key item whose ``key_id`` is ``wrap`` with that epoch's key.
+    Raises ItemRefusedError (malformed, unknown format, fails authentication)."""
+    epoch = wrap_epoch(wrap)
+    if epoch is None:
+        raise ItemRefusedError("an items key is wrapped by an unknown key")
     try:
         doc = json.loads(blob)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -187,15 +218,17 @@ def unwrap_items_key(master: SymmetricKey, key_id: str, blob: bytes) -> ItemsKey
                 or not 0 <= g < 2**31 or not 0 <= t < 2**53):  # fmt: skip
             raise ItemRefusedError("malformed items key")
         generation, created_at = g, t
-        aad = _key_aad(key_id, generation, created_at)
+        aad = _key_aad(key_id, generation, created_at, wrap)
+    elif epoch == 1:
+        aad = _aad(key_id, "items_key", MASTER_WRAP)
     else:
-        aad = _aad(key_id, "items_key", "master")
+        raise ItemRefusedError("unknown items key format")
     raw = _unb64(doc.get("k"))
     n = crypto.NONCE_BYTES
     if len(raw) <= n:
         raise ItemRefusedError("malformed items key")
     try:
-        key = crypto.unwrap_key(master, raw[:n], raw[n:], aad, SymmetricKey)
+        key = crypto.unwrap_key(wrap_key, raw[:n], raw[n:], aad, SymmetricKey)
     except CryptoError:
         raise ItemRefusedError("an items key failed authentication") from None
-    return ItemsKey(key_id, key, generation, created_at)
+    return ItemsKey(key_id, key, generation, created_at, epoch)

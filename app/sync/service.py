@@ -31,12 +31,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from app.errors import DeviceLockedError, DeviceWipedError, NotSignedInError, UsageError
+from app.errors import (
+    DeviceLockedError,
+    DeviceWipedError,
+    NotSignedInError,
+    UsageError,
+    WrongPassphraseError,
+)
 from app.sync import protocol
 from app.sync.account import SessionStore, kdf_from_wire, kdf_to_wire, new_kdf
 from app.sync.client import HttpTransport, Session, normalize_pin
 from app.sync.devices import ControlRecord, DeviceService, full_reauth
-from app.sync.engine import Fault, RunRecord, SyncEngine, SyncResult
+from app.sync.engine import NEEDS_PASSWORD, Fault, RunRecord, SyncEngine, SyncResult
 from app.vault import crypto
 from app.vault.clock import iso
 from app.vault.crypto import EscrowKey, Passphrase, SigningKey, SymmetricKey
@@ -245,6 +251,7 @@ class SyncService:
                            device_name)  # fmt: skip
                 self._link_vault(master, tokens["account_id"])
                 signing = self._register_signing_key(transport, master, tokens["account_id"])
+                self._learn_epochs(transport, password)
             finally:
                 master.wipe()
                 login_key.wipe()
@@ -299,7 +306,92 @@ class SyncService:
         return SymmetricKey(bytes.fromhex(raw))
 
     def _engine_for_keys(self) -> SyncEngine:
-        return SyncEngine(self.store, _NoTransport(), self._master())
+        return SyncEngine(self.store, _NoTransport(), self._master(), epochs=self._epochs())
+
+    # -- account key epochs (docs/SECURITY.md, "Items-key rotation") -------------------
+    def _epochs(self) -> dict[int, SymmetricKey]:
+        """The keys of the account key epochs after the first that this vault holds."""
+        raw = self.store.get("epoch_keys")
+        doc: dict[str, str] = json.loads(raw) if raw else {}
+        return {int(e): SymmetricKey(bytes.fromhex(h)) for e, h in doc.items()}
+
+    def _save_epochs(self, keys: dict[int, SymmetricKey]) -> None:
+        doc = {str(e): k.hex() for e, k in sorted(keys.items())}
+        self.store.put({"epoch_keys": json.dumps(doc)})
+
+    def _learn_epochs(self, transport: HttpTransport, password: Passphrase) -> int:
+        """Derive the key of every epoch the server lists that this vault lacks (one
+        Argon2id each) and keep them; items refused for want of one are pulled again at
+        the next sync. Returns the highest epoch (1: none after the first)."""
+        listed = transport.key_epochs()
+        keys = self._epochs()
+        highest = 1
+        for entry in listed:
+            try:
+                epoch = int(entry["epoch"])
+                params, salt = kdf_from_wire(entry["kdf"])
+            except (KeyError, TypeError, ValueError):
+                raise protocol.ApiError("the sync server sent a malformed key epoch") from None
+            if not protocol.FIRST_KEY_EPOCH < epoch <= protocol.MAX_KEY_EPOCH:
+                raise protocol.ApiError("the sync server sent a malformed key epoch")
+            highest = max(highest, epoch)
+            if epoch not in keys:
+                keys[epoch] = crypto.derive_epoch_key(password, salt, params)
+        self._save_epochs(keys)
+        if self.store.forget_refused(NEEDS_PASSWORD):
+            self.store.put({"cursor": None})  # pull from the start: known items are skipped
+        return highest
+
+    def learn_epochs(self, password: Passphrase) -> int:
+        """``_learn_epochs`` on this device's session (after a restore by escrow)."""
+        with self._session_transport() as transport:
+            return self._learn_epochs(transport, password)
+
+    def _check_password(self, password: Passphrase) -> None:
+        """Raises WrongPassphraseError unless ``password`` derives this vault's master key
+        (a new epoch made with a mistyped password would lock every device out of it)."""
+        kdf = self.store.get("kdf")
+        if kdf is None:
+            raise NotSignedInError()
+        params, salt = kdf_from_wire(json.loads(kdf))
+        master = self._master()
+        derived, login_key = crypto.derive_account_keys(password, salt, params)
+        try:
+            if not crypto.constant_time_equal(derived.reveal(), master.reveal()):
+                raise WrongPassphraseError("that is not this account's password")
+        finally:
+            for key in (master, derived, login_key):
+                key.wipe()
+
+    def new_key_epoch(self, password: Passphrase) -> dict[str, Any]:
+        """After a device was locked, wiped or removed: a new account key epoch (a key
+        derived from the account password with a fresh salt, which the revoked device's
+        keys cannot give), registered with the server (which signs out every other
+        session of the account, so the other devices sign in again and derive it), and
+        a new items key wrapped under it. Raises WrongPassphraseError, NotSignedInError,
+        an ApiError, OfflineError, TlsError."""
+        self._check_password(password)
+        with self._session_transport() as transport:
+            for _attempt in range(3):
+                epoch = self._learn_epochs(transport, password) + 1
+                params, salt = new_kdf()
+                key = crypto.derive_epoch_key(password, salt, params)
+                try:
+                    added = transport.add_key_epoch(epoch, kdf_to_wire(params, salt))
+                except protocol.EpochConflictError:
+                    key.wipe()
+                    continue  # another device made this one first: learn it, go on
+                except BaseException:
+                    key.wipe()
+                    raise
+                self._save_epochs({**self._epochs(), epoch: key})
+                break
+            else:
+                raise protocol.ApiError("could not register a new key epoch; try again")
+        rotated = self.rotate_keys()
+        self.store.record("account", f"made key epoch {epoch}")
+        return {**rotated, "epoch": epoch,
+                "sessions_ended": int(added.get("sessions_ended", 0))}  # fmt: skip
 
     def _kept_transport(self) -> HttpTransport:
         """The transport sync runs share: reused while the server settings and the
@@ -348,7 +440,8 @@ class SyncService:
             account_id = self.store.get("account_id")
             if check_orders and account_id is not None:
                 self._check_orders(transport)
-            engine = SyncEngine(self.store, transport, master, fault=self._fault)
+            engine = SyncEngine(self.store, transport, master, epochs=self._epochs(),
+                                fault=self._fault)  # fmt: skip
             defer_after = None
             if defer_audit:
                 oldest = self.vault.clock.now() - timedelta(seconds=DEFER_AUDIT_S)
@@ -457,7 +550,9 @@ class SyncService:
                  "created_at": d["created_at"], "order": d.get("order")}
                 for d in listed]  # fmt: skip
 
-    def send_order(self, device: str, action: str) -> dict[str, Any]:
+    def send_order(
+        self, device: str, action: str, *, password: Passphrase | None = None
+    ) -> dict[str, Any]:
         """Sign a ``lock``, ``wipe`` or ``restore`` order for another device of the
         account (``device``: its id or a unique prefix) with the account signing key and
         send it. Returns the device as the server now shows it. Raises UsageError (this
@@ -498,7 +593,10 @@ class SyncService:
         self.store.record("account", f"sent a {action} order to device {target['id']}")
         # A revoked device must not read what is synced from now on (docs/SECURITY.md
         # says how far that goes): rotate the items keys; the next sync pushes the key.
-        rotated = self.rotate_keys() if action in ("lock", "wipe") else None
+        # With the account password, under a new key epoch its keys cannot give.
+        rotated = None
+        if action in ("lock", "wipe"):
+            rotated = self.new_key_epoch(password) if password else self.rotate_keys()
         return {"id": shown["id"], "name": shown["name"], "last_seen": shown["last_seen_at"],
                 "state": shown.get("state"), "order": shown.get("order"),
                 "rotated": rotated}  # fmt: skip
@@ -529,7 +627,7 @@ class SyncService:
                 login_key.wipe()
         self.store.record("account", f"removed device {target['id']}")
         return {"id": shown["id"], "name": shown["name"], "last_seen": shown["last_seen_at"],
-                "state": shown.get("state"), "rotated": self.rotate_keys()}  # fmt: skip
+                "state": shown.get("state"), "rotated": self.new_key_epoch(password)}  # fmt: skip
 
     def rotate_keys(self) -> dict[str, Any]:
         """A new items key (app/sync/engine.py, ``rotate_items_key``): current for every
@@ -537,7 +635,7 @@ class SyncService:
         NotSignedInError (no account master key in this vault), StorageError."""
         key = self._engine_for_keys().rotate_items_key()
         self.store.record("account", f"rotated the items keys (generation {key.generation})")
-        return {"key_id": key.key_id, "generation": key.generation}
+        return {"key_id": key.key_id, "generation": key.generation, "epoch": key.epoch}
 
     def sync_status(self) -> dict[str, Any]:
         last = self.store.get("last_result")

@@ -36,6 +36,7 @@ from app.ui.qt import (
 )
 from app.ui.syncing import SyncDriver, plain_message
 from app.ui.widgets import BusyBar, MessageLabel, named, wipe_widgets
+from app.vault.crypto import Passphrase
 
 T = TypeVar("T")
 COLUMNS = ("Device", "Last seen", "State", "Latest order")
@@ -105,6 +106,17 @@ class ConfirmOrderDialog(QDialog):
         self.name_field = named(QLineEdit(self), "Device name to confirm the wipe")
         self.name_field.setPlaceholderText(self.expected)
         self.name_label = QLabel(f"Type “{self.expected}” to confirm:", self)
+        # With the account password the keys change so that the lost device can read
+        # nothing written from now on, even with its old keys (a new key epoch). The
+        # other devices are then asked to sign in again.
+        self.password_label = QLabel(
+            "Account password (recommended: without it, a copy of the lost device's keys "
+            "could still read notes written later; your other devices will ask you to "
+            "sign in again):", self,
+        )  # fmt: skip
+        self.password_label.setWordWrap(True)
+        self.password_field = named(QLineEdit(self), "Account password")
+        self.password_field.setEchoMode(QLineEdit.EchoMode.Password)
         self.confirm_button = named(
             QPushButton("Wipe device" if action == "wipe" else "Lock device", self),
             "Wipe device" if action == "wipe" else "Lock device",
@@ -126,6 +138,8 @@ class ConfirmOrderDialog(QDialog):
         else:
             self.name_label.hide()
             self.name_field.hide()
+        layout.addWidget(self.password_label)
+        layout.addWidget(self.password_field)
         layout.addLayout(row)
         self._update()
         self.setMinimumWidth(460)
@@ -134,6 +148,12 @@ class ConfirmOrderDialog(QDialog):
         self.confirm_button.setEnabled(
             self.action != "wipe" or self.name_field.text().strip() == self.expected
         )
+
+    def take_password(self) -> Passphrase | None:
+        """The account password typed (or None), cleared from the field."""
+        text = self.password_field.text()
+        self.password_field.clear()
+        return Passphrase.from_str(text) if text else None
 
     def accept(self) -> None:
         if self.confirm_button.isEnabled():
@@ -284,27 +304,40 @@ class DevicesDialog(QDialog):
             return None
         dialog = ConfirmOrderDialog(action, str(device.get("name") or ""), self)
         device_id = str(device["id"])
-        dialog.accepted.connect(lambda: self.send(action, device_id))
+        dialog.accepted.connect(
+            lambda: self.send(action, device_id, password=dialog.take_password())
+        )
         dialog.finished.connect(lambda _r: self._confirm_closed(dialog))
         self.confirm = dialog
         dialog.open()
         return dialog
 
     def _confirm_closed(self, dialog: ConfirmOrderDialog) -> None:
+        dialog.password_field.clear()  # cancelled: the password typed goes too
         if self.confirm is dialog:
             self.confirm = None
         dialog.deleteLater()
 
-    def send(self, action: str, device_id: str | None = None) -> None:
-        """Send the order (after the confirmation for lock and wipe), then re-read."""
+    def send(
+        self, action: str, device_id: str | None = None, *, password: Passphrase | None = None
+    ) -> None:
+        """Send the order (after the confirmation for lock and wipe), then re-read. With
+        the account password, a lock or wipe also makes a new key epoch."""
         if device_id is None:
             device = self.selected()
             if device is None or action not in allowed(device):
                 return
             device_id = str(device["id"])
         target = device_id
-        self._run(lambda service: service.send_order(target, action),
-                  lambda _shown: self.refresh(), f"Sending the {action} order…")  # fmt: skip
+
+        def order(service: SyncService) -> dict[str, Any]:
+            try:
+                return service.send_order(target, action, password=password)
+            finally:
+                if password is not None:
+                    password.wipe()
+
+        self._run(order, lambda _shown: self.refresh(), f"Sending the {action} order…")
 
     # -- closing -----------------------------------------------------------------------
     def wipe(self) -> None:

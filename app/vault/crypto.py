@@ -52,6 +52,7 @@ LABEL_HEADER_MAC = "tacit/v1/vault/header-mac"
 LABEL_AUDIT_CHAIN = "tacit/v1/vault/audit-chain"
 LABEL_ACCOUNT_MASTER = "tacit/v1/account/master-key"
 LABEL_ACCOUNT_LOGIN = "tacit/v1/account/login-key"
+LABEL_ACCOUNT_EPOCH = "tacit/v1/account/epoch-key"
 SIGN_DOMAIN_LOGIN = b"tacit/v1/login\x00"
 # Domain separation for signatures: a signature over one kind of thing is never valid for
 # another.
@@ -367,6 +368,18 @@ def derive_account_keys(
         master = hkdf(stretched, salt=salt, label=LABEL_ACCOUNT_MASTER)
         login = hkdf(stretched, salt=salt, label=LABEL_ACCOUNT_LOGIN)
         return master, SigningKey(login.reveal())
+    finally:
+        stretched.wipe()
+
+
+def derive_epoch_key(password: Passphrase, salt: bytes, params: KdfParams) -> SymmetricKey:
+    """Account password -> the wrapping key of one account key epoch (2, 3, ...; each
+    with its own fresh salt): what wraps items keys made after a device was revoked, so
+    a stolen copy of that device's keys (which hold the earlier epochs') cannot open
+    them (docs/SECURITY.md, "Items-key rotation")."""
+    stretched = argon2id(password, salt, params)
+    try:
+        return hkdf(stretched, salt=salt, label=LABEL_ACCOUNT_EPOCH)
     finally:
         stretched.wipe()
 

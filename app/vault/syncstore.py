@@ -317,6 +317,14 @@ class SyncStore:
         with self._db.transaction() as conn:
             conn.execute(_UPSERT_REFUSED, (item_id, kind, reason, self._now()))
 
+    def forget_refused(self, reason: str) -> int:
+        """Drop the refusals with this reason (they may apply now: pull them again).
+        Returns how many there were."""
+        with self._db.transaction() as conn:
+            return int(
+                conn.execute("DELETE FROM sync_refused WHERE reason = ?", (reason,)).rowcount
+            )
+
     def refused(self) -> list[dict[str, str]]:
         rows = self._db.query("SELECT item_id, kind, reason, at FROM sync_refused ORDER BY at")
         return [{"item_id": r[0], "kind": r[1], "reason": r[2], "at": r[3]} for r in rows]

@@ -20,6 +20,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.sync import protocol
+from app.sync.engine import SyncEngine
+from app.sync.items import ItemRefusedError, ItemsKey, decrypt_item, unwrap_items_key
+from app.vault.crypto import Passphrase, SymmetricKey
+from app.vault.keychain import NoKeychain
+from app.vault.service import VaultService
 from tests.sync.server.helpers import RunningServer, running_server
 from tests.sync.test_e2e import Device as SyncDevice
 from tests.sync.test_e2e import server_rows
@@ -268,6 +273,82 @@ def test_lock_and_remove_rotate_the_items_keys(pair: Pair, server: RunningServer
     b.edit(after, "changed after the removal canary-5303")
     b.sync()
     assert key_of(after) == rotated["key_id"]
+
+
+def _stolen_keys(device: Device) -> tuple[SymmetricKey, dict[str, ItemsKey]]:
+    """What a thief who copied A's unlocked vault holds: the master key and every items
+    key (read here straight from A's vault, as such a copy would)."""
+    vault = VaultService(device.vault, keychain=NoKeychain())
+    vault.unlock(Passphrase.from_str(device.env["TACIT_PASSPHRASE"]))
+    try:
+        store = vault.sync_store()
+        master = SymmetricKey(bytes.fromhex(str(store.get("master_key"))))
+        keys = SyncEngine(store, None, master).keys()  # type: ignore[arg-type]
+        return master, keys
+    finally:
+        vault.lock()
+
+
+def test_after_a_new_key_epoch_a_stolen_copy_of_the_old_keys_reads_nothing_new(
+    pair: Pair, server: RunningServer
+) -> None:
+    """The acceptance test of rotation: B locks A with the account password (a new key
+    epoch). A copy of A's keys taken before, master key included, plus the server's
+    whole database, opens nothing written afterwards; A itself, once restored with the
+    password, reads everything."""
+    a, b = pair.a, pair.b
+    client = a.client("Esme Canary-Epoch")
+    before = a.note(client, "written before the epoch canary-5401")
+    a.sync()
+    b.sync()
+    master, stolen = _stolen_keys(a)
+    (account,) = server_rows(server, "SELECT account_id FROM items WHERE id = ?", (before,))
+
+    locked = b.ok("devices", "lock", pair.a_id)  # TACIT_ACCOUNT_PASSWORD is set
+    assert isinstance(locked, dict) and locked["rotated"]["epoch"] == 2
+    assert locked["rotated"]["sessions_ended"] >= 0
+    after = b.note(client, "written after the epoch canary-5402")
+    b.sync()
+
+    rows = server_rows(server, "SELECT id, kind, key_id, ciphertext FROM items WHERE "
+                       "account_id = ?", account)  # fmt: skip
+    by_id = {r[0]: r for r in rows}
+    opened = dict(stolen)
+    for item_id, kind, key_id, blob in rows:
+        if kind != "items_key":
+            continue
+        try:
+            opened[item_id] = unwrap_items_key(master, item_id, _blob(blob), key_id)
+        except ItemRefusedError:
+            assert key_id == "master:2"  # only the new epoch's key stays shut
+    _, _, note_key, note_blob = by_id[after]
+    assert note_key == locked["rotated"]["key_id"]
+    with pytest.raises(ItemRefusedError):
+        decrypt_item(opened, after, "note", note_key, _blob(note_blob))
+    _, _, old_key, old_blob = by_id[before]
+    old = decrypt_item(opened, before, "note", old_key, _blob(old_blob))
+    assert old["body"] == "written before the epoch canary-5401"  # it had that already
+
+    # Nothing is lost: restored with the password, A derives epoch 2 and reads it all.
+    assert a.run("note", "list").error["code"] == "device_locked"
+    b.ok("devices", "restore", pair.a_id)
+    back = a.run("unlock", "--online", "--totp", pair.totp.now(),
+                 env={"TACIT_NEW_PASSPHRASE": NEW_PASSPHRASE})  # fmt: skip
+    assert back.code == 0, back.err
+    a.env["TACIT_PASSPHRASE"] = NEW_PASSPHRASE
+    a.sync()
+    assert a.body(after) == "written after the epoch canary-5402"
+    assert a.body(before) == "written before the epoch canary-5401"
+    a_new = a.note(client, "A again, under epoch 2 canary-5403")
+    a.sync()
+    b_sync = b.run("sync")
+    if b_sync.code != 0:  # B's own session survived its epoch; nothing else should fail
+        raise AssertionError(b_sync.err)
+    assert b.body(a_new) == "A again, under epoch 2 canary-5403"
+
+
+def _blob(value: Any) -> bytes:
+    return protocol.b64decode(value) if isinstance(value, str) else bytes(value)
 
 
 def test_zz_the_server_database_holds_no_plaintext(server: RunningServer) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.sync import protocol
-from app.sync.engine import SyncEngine, SyncResult
+from app.sync.engine import NEEDS_PASSWORD, SyncEngine, SyncResult
 from app.sync.items import (
     FORMAT,
     ItemRefusedError,
@@ -152,13 +152,13 @@ def test_a_copy_of_the_old_items_keys_cannot_open_later_items(
     assert old_note.id in notes and new_note.id not in notes
 
 
-def test_limit_a_copy_with_the_master_key_opens_later_items(
+def test_limit_without_a_new_epoch_a_copy_with_the_master_key_opens_later_items(
     devices: tuple[Device, Device], server: FakeServer
 ) -> None:
-    """The limit docs/SECURITY.md states: new items keys are wrapped by the same master
-    key (derived from the account password), so a copy that holds it and later gets the
-    server's items (a backup, say) opens them. Only the server refusing the revoked
-    device, or a new account password, stops that."""
+    """The limit docs/SECURITY.md states for a rotation made without the account
+    password: the new items key is wrapped by the same master key, so a copy that holds
+    it and later gets the server's items (a backup, say) opens them. A new key epoch
+    (the next test) is what stops that."""
     a, b = devices
     client = a.vault.add_client("Alex Example")
     converge(a, b)
@@ -172,3 +172,58 @@ def test_limit_a_copy_with_the_master_key_opens_later_items(
     content = decrypt_item(keys, new_note.id, "note", item["key_id"],
                            protocol.b64decode(item["blob"]))  # fmt: skip
     assert content["rev"] == 1
+
+
+def test_a_new_key_epoch_cuts_off_a_copy_with_the_master_key(
+    devices: tuple[Device, Device], server: FakeServer
+) -> None:
+    """After a device is revoked, B makes key epoch 2 (a key from the account password
+    and a fresh salt) and rotates under it. A copy of A's keys, master key included,
+    plus every item on the server, opens nothing sealed afterwards. A, still holding only
+    the master key, refuses the new items until it signs in (derives epoch 2), and then
+    pulls them all: nothing is lost."""
+    a, b = devices
+    client = a.vault.add_client("Alex Example")
+    old_note = a.vault.create_note(client.id, "soap", body="before the epoch")
+    converge(a, b)
+    stolen_keys = a.engine().keys()
+    epoch_key = crypto.derive_epoch_key(
+        crypto.Passphrase.from_str("account password 123"), b"s" * 16, crypto.INSECURE_TEST_PARAMS
+    )
+    rotated = b.engine(epochs={2: epoch_key}).rotate_items_key()
+    assert rotated.epoch == 2
+    new_note = b.vault.create_note(client.id, "soap", body="after the epoch canary-8841")
+    b.engine(epochs={2: epoch_key}).sync()
+    assert server.items[rotated.key_id]["key_id"] == "master:2"
+
+    # The thief: the master key and every old items key, and the server's items.
+    master = SymmetricKey(MASTER)
+    wrapped = protocol.b64decode(server.items[rotated.key_id]["blob"])
+    for wrap in ("master", "master:2"):
+        with pytest.raises(ItemRefusedError):
+            unwrap_items_key(master, rotated.key_id, wrapped, wrap)
+    item = server.items[new_note.id]
+    with pytest.raises(ItemRefusedError):
+        decrypt_item(stolen_keys, new_note.id, "note", item["key_id"],
+                     protocol.b64decode(item["blob"]))  # fmt: skip
+
+    # A without the epoch key: refuses, applies nothing it cannot open, loses nothing.
+    result = a.sync()
+    assert rotated.key_id in result.refused and new_note.id in result.refused
+    reasons = {r["item_id"]: r["reason"] for r in a.vault.sync_store().refused()}
+    assert reasons[rotated.key_id] == NEEDS_PASSWORD
+    assert new_note.id not in a.records()["notes"]
+    # A's own new note is still sealed with a key B can open (the old current one).
+    a_note = a.vault.create_note(client.id, "soap", body="written on A meanwhile")
+    a.sync()
+    b.engine(epochs={2: epoch_key}).sync()
+    assert b.vault.get_note(a_note.id).body == "written on A meanwhile"
+
+    # A signs in (as SyncService.login does: derive, forget those refusals, pull again).
+    store = a.vault.sync_store()
+    assert store.forget_refused(NEEDS_PASSWORD) >= 1
+    store.put({"cursor": None})
+    a.engine(epochs={2: epoch_key}).sync()
+    assert a.vault.get_note(new_note.id).body == "after the epoch canary-8841"
+    assert a.engine(epochs={2: epoch_key}).current_key_id() == rotated.key_id
+    assert a.vault.get_note(old_note.id).body == "before the epoch"

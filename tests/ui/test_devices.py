@@ -107,7 +107,11 @@ def test_an_order_locks_the_running_app_and_says_so(
     qtbot.waitUntil(lambda: controller.main_window is None and window.isVisible(), timeout=10_000)
     qtbot.waitUntil(lambda: window.error.isVisible(), timeout=5000)
     assert on_ui_thread == [True]  # VaultLocked came from the watcher's thread, handled here
-    assert not vault.is_unlocked and not controller.orders.running
+    assert not vault.is_unlocked
+    if action == "wipe":  # nothing left to watch over
+        qtbot.waitUntil(lambda: not controller.orders.running, timeout=5000)
+    else:  # still watching, locked: the owner may wipe it next
+        assert controller.orders.running
     assert all(not ui for _wait, ui in calls)  # every check ran off the UI thread
     if action == "lock":
         assert "locked from another device" in window.error.text()
@@ -123,12 +127,14 @@ def test_an_order_locks_the_running_app_and_says_so(
     assert "from another device" in window.error.text()
 
 
-def test_an_order_sent_while_the_app_sat_locked_is_carried_out_at_unlock(
+def test_an_order_the_watcher_missed_is_carried_out_at_unlock(
     qtbot, make_controller: MakeController, linked: tuple[VaultService, Account, str],
     clock: ManualClock,
 ) -> None:  # fmt: skip
-    """The app locked itself (idle), so no watcher runs; the owner sends a lock order;
-    whoever types the passphrase next finds the device locked, not the notes."""
+    """The watcher keeps running through a lock (tests/ui/test_orders_locked.py), but it
+    may be backing off (offline a moment ago): stopped here to stand for that. The owner
+    sends a lock order; whoever types the passphrase next finds the device locked, not
+    the notes, because an unlock checks for an order first."""
     vault, account, device_id = linked
     controller, orders, calls = make_app(make_controller, vault)
     controller.start()
@@ -137,13 +143,53 @@ def test_an_order_sent_while_the_app_sat_locked_is_carried_out_at_unlock(
     unlock(controller, qtbot, PASSPHRASE)
     controller.lock()
     qtbot.waitUntil(lambda: controller.main_window is None and window.isVisible(), timeout=5000)
-    assert not controller.orders.running
+    assert controller.orders.running  # a lock does not stop it
+    controller.orders.stop()
+    assert controller.orders.wait(5)
     orders.put(account.order(device_id, "lock", ms(clock, 1)))
     qtbot.keyClicks(window.passphrase, PASSPHRASE)
     qtbot.mouseClick(window.unlock_button, LEFT)
     qtbot.waitUntil(lambda: not window.busy.busy, timeout=5000)
     assert controller.main_window is None and not vault.is_unlocked
     assert "from another device" in window.error.text()
+    assert "passphrase" not in vault.read_header().slots
+
+
+@pytest.mark.parametrize("by", ["watcher", "other_process"])
+def test_an_order_carried_out_while_an_unlock_runs_wins(
+    qtbot, make_controller: MakeController, linked: tuple[VaultService, Account, str],
+    clock: ManualClock, keychain: MemoryKeychain, monkeypatch: pytest.MonkeyPatch, by: str,
+) -> None:  # fmt: skip
+    """The race: the passphrase has just opened the vault when an order is carried out.
+    By this app's watcher, the service serializes the two and the order locks the fresh
+    unlock at once; by another process (a CLI command's check, with its own service on
+    the same folder) only the header says so. Either way the main window never opens
+    and the unlock screen says why."""
+    vault, account, device_id = linked
+    controller, _orders, calls = make_app(make_controller, vault)
+    controller.start()
+    window = controller.unlock_window
+    qtbot.waitUntil(lambda: bool(calls) and not window.busy.busy, timeout=5000)
+    real_unlock = vault.unlock
+    applier = vault if by == "watcher" else VaultService(vault.paths.directory, clock=clock,
+                                                         keychain=keychain)  # fmt: skip
+
+    def unlock_then_order(secret: Passphrase) -> None:
+        real_unlock(secret)
+        assert vault.is_unlocked
+        body, signature = account.order(device_id, "lock", ms(clock, 1))
+        applier.apply_order(applier.verify_order(body, signature))
+
+    monkeypatch.setattr(vault, "unlock", unlock_then_order)
+    opened: list[bool] = []
+    controller.main_window_shown.connect(lambda: opened.append(True))
+    qtbot.keyClicks(window.passphrase, PASSPHRASE)
+    qtbot.mouseClick(window.unlock_button, LEFT)
+    qtbot.waitUntil(lambda: not window.busy.busy, timeout=5000)
+    qtbot.wait(200)  # anything still queued (VaultLocked) arrives
+    assert opened == [] and controller.main_window is None and not vault.is_unlocked
+    assert "locked from another device" in window.error.text()
+    assert window.restore_link.isVisible()
     assert "passphrase" not in vault.read_header().slots
 
 
@@ -176,6 +222,7 @@ class FakeSync:
     def __init__(self, vault: VaultService) -> None:
         self.store = FakeStore()
         self.sent: list[tuple[str, str]] = []
+        self.passwords: list[str | None] = []
         self.rows: list[dict[str, Any]] = [
             {"id": "d-this", "name": "Office laptop", "last_seen": "2026-01-05T09:00:00.000Z",
              "state": "active", "current": True, "order": None},
@@ -186,8 +233,9 @@ class FakeSync:
     def devices(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.rows]
 
-    def send_order(self, device: str, action: str) -> dict[str, Any]:
+    def send_order(self, device: str, action: str, *, password: Any = None) -> dict[str, Any]:
         self.sent.append((device, action))
+        self.passwords.append(None if password is None else password.reveal().decode())
         row = next(r for r in self.rows if r["id"] == device)
         row["state"] = "active" if action == "restore" else "lost"
         row["order"] = {"action": action, "received_at": "2026-01-05T09:01:00.000Z",
@@ -248,9 +296,11 @@ def test_devices_dialog_never_offers_this_device_and_a_wipe_needs_its_name(
     qtbot.mouseClick(dialog.lock_button, LEFT)
     confirm = dialog.confirm
     assert confirm is not None and "passphrase no longer opens it" in confirm.text.text()
+    qtbot.keyClicks(confirm.password_field, "account pw 42")  # a new key epoch too
     qtbot.mouseClick(confirm.confirm_button, LEFT)
     qtbot.waitUntil(lambda: fake.sent == [("d-home", "lock")] and not dialog.is_busy,
                     timeout=5000)  # fmt: skip
+    assert fake.passwords == ["account pw 42"]
     qtbot.waitUntil(lambda: dialog.table.item(1, 2).text().startswith("Marked lost"),
                     timeout=5000)  # fmt: skip
     assert "not yet carried out" in dialog.table.item(1, 3).text()
