@@ -41,7 +41,7 @@ from app.vault.fsutil import atomic_write
 ACTIONS = (
     "unlock", "failed_unlock", "lock", "view", "list", "search", "create", "edit", "sign",
     "addendum", "verify", "export", "print", "settings_change", "passphrase_change",
-    "account", "sync", "resolve_conflict",
+    "account", "sync", "resolve_conflict", "backup", "restore",
 )  # fmt: skip
 _HEAD_KEY = "audit_head"
 _ACTION_SET = frozenset(ACTIONS)

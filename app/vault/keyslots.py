@@ -13,6 +13,15 @@ Key hierarchy (docs/SECURITY.md):
                        "tacit/v1/escrow-slot\0" + device id)      (docs/PROTOCOL.md)
     header MAC key = HKDF(DB key, vault id, "tacit/v1/vault/header-mac")
 
+Backups (app/vault/backup.py; docs/SECURITY.md, "Backups") carry the DB key in two slots
+of their own, because the vault's passphrase slot needs this machine's keychain:
+    backup passphrase slot: KEK_b = HKDF(Argon2id(passphrase, salt, params), salt,
+                                          "tacit/v1/backup/passphrase-kek")
+        (the same Argon2id run as the vault's passphrase slot, without the device secret,
+        under its own label; derived at unlock and kept, wiped, by the service)
+    backup recovery slot: a copy of the vault's recovery slot
+    backup file MAC key = HKDF(DB key, vault id, "tacit/v1/backup/file-mac")
+
 Invariants: the DB key never leaves this module unwrapped except as a ``DbKey`` object;
 changing the passphrase rewraps the same DB key (the database is never re-encrypted);
 every failure is a TacitError with a stable code.
@@ -20,6 +29,8 @@ every failure is a TacitError with a stable code.
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from dataclasses import dataclass, replace
 
@@ -46,8 +57,27 @@ from app.vault.crypto import (
     SecretBytes,
     SymmetricKey,
 )
-from app.vault.header import SLOT_ESCROW, SLOT_PASSPHRASE, SLOT_RECOVERY, Slot, VaultHeader
+from app.vault.header import (
+    SLOT_ESCROW,
+    SLOT_PASSPHRASE,
+    SLOT_RECOVERY,
+    Slot,
+    VaultHeader,
+)
 from app.vault.keychain import Keychain
+
+# Purpose labels of the backup keys (known-answer tests pin them; tests/vault/test_backup.py).
+LABEL_BACKUP_PASSPHRASE_KEK = "tacit/v1/backup/passphrase-kek"  # noqa: S105 - a label
+LABEL_BACKUP_FILE_MAC = "tacit/v1/backup/file-mac"
+BACKUP_AAD_MAGIC = "tacit-backup"
+
+
+class BackupKek(SymmetricKey):
+    """The key that wraps the DB key in a backup's passphrase slot: derived from the
+    passphrase's Argon2id output *without* the device secret (a backup must open on
+    another machine). Held by the unlocked service; never written anywhere."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,25 +85,51 @@ class CreatedVault:
     header: VaultHeader
     db_key: DbKey
     recovery_key: str  # the printable form, shown once
+    backup_kek: BackupKek | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackupKeys:
+    """What a backup file needs from the vault's keys: the two wrapped copies of the DB
+    key and the key of the whole-file MAC (the caller wipes ``mac_key``)."""
+
+    passphrase: Slot
+    recovery: Slot
+    mac_key: SymmetricKey
 
 
 def _header_mac_key(db_key: DbKey, header: VaultHeader) -> SymmetricKey:
     return crypto.hkdf(db_key, salt=header.vault_id.encode(), label=crypto.LABEL_HEADER_MAC)
 
 
-def _passphrase_kek(
-    passphrase: Passphrase, header: VaultHeader, device_secret: DeviceSecret | None
-) -> SymmetricKey:
+def _stretch(passphrase: Passphrase, salt: bytes, params: KdfParams) -> SymmetricKey:
     try:
-        stretched = crypto.argon2id(passphrase, header.kdf_salt, header.kdf)
+        return crypto.argon2id(passphrase, salt, params)
     except ValueError:  # argon2 refused the header's parameters
         raise IntegrityError("vault header has invalid KDF parameters") from None
+
+
+def _backup_kek(stretched: SymmetricKey, salt: bytes) -> BackupKek:
+    derived = crypto.hkdf(stretched, salt=salt, label=LABEL_BACKUP_PASSPHRASE_KEK)
+    try:
+        return BackupKek(derived.reveal())
+    finally:
+        derived.wipe()
+
+
+def _passphrase_keks(
+    passphrase: Passphrase, header: VaultHeader, device_secret: DeviceSecret | None
+) -> tuple[SymmetricKey, BackupKek]:
+    """One Argon2id run gives both the vault slot's KEK (with the device secret) and the
+    backup slot's KEK (without it, its own label)."""
+    stretched = _stretch(passphrase, header.kdf_salt, header.kdf)
     parts: list[SecretBytes] = [stretched]
     if device_secret is not None:
         parts.append(device_secret)
     ikm = crypto.concat(*parts)
     try:
-        return crypto.hkdf(ikm, salt=header.kdf_salt, label=crypto.LABEL_PASSPHRASE_KEK)
+        kek = crypto.hkdf(ikm, salt=header.kdf_salt, label=crypto.LABEL_PASSPHRASE_KEK)
+        return kek, _backup_kek(stretched, header.kdf_salt)
     finally:
         ikm.wipe()
         stretched.wipe()
@@ -94,13 +150,16 @@ def _device_secret(header: VaultHeader, keychain: Keychain) -> DeviceSecret | No
 
 def _wrap_passphrase_slot(
     header: VaultHeader, db_key: DbKey, passphrase: Passphrase, device: DeviceSecret | None
-) -> VaultHeader:
-    kek = _passphrase_kek(passphrase, header, device)
+) -> tuple[VaultHeader, BackupKek]:
+    kek, backup = _passphrase_keks(passphrase, header, device)
     try:
         nonce, ct = crypto.wrap_key(kek, db_key, header.slot_aad(SLOT_PASSPHRASE))
+    except BaseException:
+        backup.wipe()
+        raise
     finally:
         kek.wipe()
-    return header.with_slot(SLOT_PASSPHRASE, Slot(nonce=nonce, ciphertext=ct))
+    return header.with_slot(SLOT_PASSPHRASE, Slot(nonce=nonce, ciphertext=ct)), backup
 
 
 def _bind_device(
@@ -127,7 +186,7 @@ def create(
     )
     header, device = _bind_device(header, keychain)
     try:
-        header = _wrap_passphrase_slot(header, db_key, passphrase, device)
+        header, backup_kek = _wrap_passphrase_slot(header, db_key, passphrase, device)
     finally:
         if device is not None:
             device.wipe()
@@ -145,7 +204,8 @@ def create(
         header = header.seal(mac_key)
     finally:
         mac_key.wipe()
-    return CreatedVault(header=header, db_key=db_key, recovery_key=printable)
+    return CreatedVault(header=header, db_key=db_key, recovery_key=printable,
+                        backup_kek=backup_kek)  # fmt: skip
 
 
 def _check_mac(header: VaultHeader, db_key: DbKey) -> None:
@@ -161,6 +221,16 @@ def _check_mac(header: VaultHeader, db_key: DbKey) -> None:
 def open_with_passphrase(header: VaultHeader, passphrase: Passphrase, keychain: Keychain) -> DbKey:
     """Unwrap the DB key. Raises WrongPassphraseError, DeviceSecretMissingError,
     WeakKdfError, IntegrityError."""
+    db_key, backup = open_with_passphrase_keys(header, passphrase, keychain)
+    backup.wipe()
+    return db_key
+
+
+def open_with_passphrase_keys(
+    header: VaultHeader, passphrase: Passphrase, keychain: Keychain
+) -> tuple[DbKey, BackupKek]:
+    """Unwrap the DB key and derive, from the same Argon2id run, the KEK of a backup's
+    passphrase slot. Raises as ``open_with_passphrase``."""
     if not header.kdf.at_least(crypto.kdf_floor()):
         raise WeakKdfError()
     slot = header.slots.get(SLOT_PASSPHRASE)
@@ -168,11 +238,15 @@ def open_with_passphrase(header: VaultHeader, passphrase: Passphrase, keychain: 
         raise WrongPassphraseError("this vault has no passphrase slot; use the recovery key")
     device = _device_secret(header, keychain)
     try:
-        kek = _passphrase_kek(passphrase, header, device)
+        kek, backup = _passphrase_keks(passphrase, header, device)
     finally:
         if device is not None:
             device.wipe()
-    return _open_slot(header, SLOT_PASSPHRASE, kek, WrongPassphraseError)
+    try:
+        return _open_slot(header, SLOT_PASSPHRASE, kek, WrongPassphraseError), backup
+    except BaseException:
+        backup.wipe()
+        raise
 
 
 def open_with_recovery_key(header: VaultHeader, recovery: str) -> DbKey:
@@ -202,18 +276,34 @@ def set_passphrase(
     The existing device secret is reused: replacing it before the new header is safely on
     disk would lock the user out if the write failed. A fresh one is made only where there
     was none (unbound vault, or a keychain that lost it - the recovery path)."""
+    new, backup = set_passphrase_keys(header, db_key, new_passphrase, keychain, params)
+    backup.wipe()
+    return new
+
+
+def set_passphrase_keys(
+    header: VaultHeader,
+    db_key: DbKey,
+    new_passphrase: Passphrase,
+    keychain: Keychain,
+    params: KdfParams,
+) -> tuple[VaultHeader, BackupKek]:
+    """``set_passphrase``, also returning the new passphrase's backup KEK."""
     header = replace(header, kdf=params, kdf_salt=crypto.random_bytes(crypto.SALT_BYTES), mac=b"")
     device = keychain.load(header.vault_id) if header.keychain_bound else None
     if device is None:
         header, device = _bind_device(header, keychain)
     try:
-        header = _wrap_passphrase_slot(header, db_key, new_passphrase, device)
+        header, backup = _wrap_passphrase_slot(header, db_key, new_passphrase, device)
     finally:
         if device is not None:
             device.wipe()
     mac_key = _header_mac_key(db_key, header)
     try:
-        return header.seal(mac_key)
+        return header.seal(mac_key), backup
+    except BaseException:
+        backup.wipe()
+        raise
     finally:
         mac_key.wipe()
 
@@ -273,3 +363,111 @@ def _open_slot(header: VaultHeader, name: str, kek: SymmetricKey, wrong: type[Ta
         kek.wipe()
     _check_mac(header, db_key)
     return db_key
+
+
+# -- backups (app/vault/backup.py owns the file format) ----------------------------------
+def backup_slot_aad(vault_id: str, kdf: KdfParams, salt: bytes) -> bytes:
+    """Associated data of a backup's passphrase slot: the backup format, the vault id and
+    the KDF parameters and salt, so a downgrade of the parameters does not open."""
+    bound = {
+        "magic": BACKUP_AAD_MAGIC,
+        "format_version": 1,
+        "vault_id": vault_id,
+        "slot": SLOT_PASSPHRASE,
+        "kdf": kdf.to_dict(),
+        "kdf_salt": base64.b64encode(salt).decode("ascii"),
+    }
+    return json.dumps(bound, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def backup_mac_key(db_key: DbKey, vault_id: str) -> SymmetricKey:
+    """The key of a backup file's whole-file MAC."""
+    return crypto.hkdf(db_key, salt=vault_id.encode(), label=LABEL_BACKUP_FILE_MAC)
+
+
+def backup_keys(header: VaultHeader, db_key: DbKey, backup_kek: BackupKek) -> BackupKeys:
+    """The DB key wrapped for a backup: under ``backup_kek`` (fresh nonce) and, as the
+    vault's own recovery slot (copied: it is bound to the vault id only), plus the MAC key.
+    Raises IntegrityError when the vault has no recovery slot."""
+    recovery = header.slots.get(SLOT_RECOVERY)
+    if recovery is None:
+        raise IntegrityError("this vault has no recovery slot to put into a backup")
+    aad = backup_slot_aad(header.vault_id, header.kdf, header.kdf_salt)
+    nonce, ct = crypto.wrap_key(backup_kek, db_key, aad)
+    return BackupKeys(Slot(nonce=nonce, ciphertext=ct), recovery,
+                      backup_mac_key(db_key, header.vault_id))  # fmt: skip
+
+
+def _identity(vault_id: str, kdf: KdfParams, salt: bytes) -> VaultHeader:
+    """A header carrying only the identity a backup's slots are bound to."""
+    return VaultHeader(vault_id=vault_id, created_at="", kdf=kdf, kdf_salt=salt,
+                       keychain_bound=False)  # fmt: skip
+
+
+def open_backup_with_passphrase(
+    vault_id: str, kdf: KdfParams, salt: bytes, slot: Slot, passphrase: Passphrase
+) -> DbKey:
+    """Unwrap a backup's DB key with the passphrase (no device secret). Raises
+    WeakKdfError, WrongPassphraseError, IntegrityError."""
+    if not kdf.at_least(crypto.kdf_floor()):
+        raise WeakKdfError("the backup asks for key-derivation parameters below the floor")
+    stretched = _stretch(passphrase, salt, kdf)
+    try:
+        kek = _backup_kek(stretched, salt)
+    finally:
+        stretched.wipe()
+    try:
+        return crypto.unwrap_key(kek, slot.nonce, slot.ciphertext,
+                                 backup_slot_aad(vault_id, kdf, salt), DbKey)  # fmt: skip
+    except CryptoError:
+        raise WrongPassphraseError() from None
+    finally:
+        kek.wipe()
+
+
+def open_backup_with_recovery_key(vault_id: str, slot: Slot, recovery: str) -> DbKey:
+    """Unwrap a backup's DB key with the printable recovery key (its slot is the vault's
+    own recovery slot). Raises WrongRecoveryKeyError."""
+    rkey = recoverykey.parse(recovery)
+    try:
+        kek = _recovery_kek(rkey, slot.salt)
+    finally:
+        rkey.wipe()
+    aad = _identity(vault_id, crypto.INSECURE_TEST_PARAMS, b"").slot_aad(SLOT_RECOVERY)
+    try:
+        return crypto.unwrap_key(kek, slot.nonce, slot.ciphertext, aad, DbKey)
+    except CryptoError:
+        raise WrongRecoveryKeyError() from None
+    finally:
+        kek.wipe()
+
+
+def restored_header(
+    vault_id: str,
+    created_at: str,
+    db_key: DbKey,
+    passphrase: Passphrase,
+    keychain: Keychain,
+    params: KdfParams,
+    recovery: Slot,
+) -> VaultHeader:
+    """A vault header for a restored vault: a normal passphrase slot (fresh salt and
+    parameters, bound to this machine's keychain) and the backup's recovery slot, sealed.
+    A device secret this keychain already holds for the vault id is reused (the vault the
+    backup came from may live on this machine and must keep opening); otherwise a new one
+    is made, or binding is off where there is no keychain."""
+    hdr = VaultHeader(vault_id=vault_id, created_at=created_at, kdf=params,
+                      kdf_salt=crypto.random_bytes(crypto.SALT_BYTES),
+                      keychain_bound=False)  # fmt: skip
+    device = keychain.load(vault_id)
+    if device is None:
+        hdr, device = _bind_device(hdr, keychain)
+    else:
+        hdr = replace(hdr, keychain_bound=True)
+    try:
+        hdr, backup = _wrap_passphrase_slot(hdr, db_key, passphrase, device)
+        backup.wipe()
+    finally:
+        if device is not None:
+            device.wipe()
+    return reseal(hdr.with_slot(SLOT_RECOVERY, recovery), db_key)

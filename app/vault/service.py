@@ -51,7 +51,7 @@ from app.vault.audit import (
 )
 from app.vault.clock import Clock, SystemClock, iso
 from app.vault.crypto import AccountEscrowKey, DbKey, EscrowKey, Passphrase
-from app.vault.db import SCHEMA_VERSION, Database, connect
+from app.vault.db import MEMORY_SECURITY_PRAGMA, SCHEMA_VERSION, Database, connect, translate
 from app.vault.fsutil import private_dir
 from app.vault.keychain import Keychain, OsKeychain
 from app.vault.models import (
@@ -83,6 +83,17 @@ MAX_IDLE_TIMEOUT = 60 * 60
 DEFAULT_CLINICIAN = "Clinician"
 
 Listener = Callable[[VaultEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BackupSource:
+    """What ``backup_snapshot`` hands the backup writer besides the snapshot file."""
+
+    vault_id: str
+    kdf: crypto.KdfParams
+    kdf_salt: bytes
+    keys: keyslots.BackupKeys
+    notes: int
 
 
 # A check-in is written to the header at most this often (the lease counts in days).
@@ -154,6 +165,9 @@ class VaultService:
         self._signing: SigningStore | None = None
         self._user_templates: TemplateStore | None = None
         self._signing_key: crypto.SigningKey | None = None
+        # The KEK of a backup's passphrase slot (keyslots.BackupKek): derived at a
+        # passphrase unlock, wiped at lock; None after a recovery-key or escrow unlock.
+        self._backup_kek: keyslots.BackupKek | None = None
         self._device = "unknown"
         self._author = DEFAULT_CLINICIAN
         # note id -> revision created by an autosave in this editing session; further
@@ -233,7 +247,13 @@ class VaultService:
                 self.paths.creating.unlink(missing_ok=True)
                 created.db_key.wipe()
                 raise
-            self._open(created.header, created.db_key)
+            try:
+                self._open(created.header, created.db_key)
+            except BaseException:
+                if created.backup_kek is not None:
+                    created.backup_kek.wipe()
+                raise
+            self._backup_kek = created.backup_kek
             return created.recovery_key
 
     def failed_unlocks(self) -> int:
@@ -253,11 +273,18 @@ class VaultService:
             self._refuse_if_remote_locked(hdr)
             remote.check_lease(hdr, self.clock.now())
             try:
-                db_key = keyslots.open_with_passphrase(hdr, passphrase, self.keychain)
+                db_key, backup_kek = keyslots.open_with_passphrase_keys(
+                    hdr, passphrase, self.keychain
+                )
             except (WrongPassphraseError, DeviceSecretMissingError):
                 FailureLog(self.paths.failures).note(self._now())
                 raise
-            self._open(hdr, db_key)
+            try:
+                self._open(hdr, db_key)
+            except BaseException:
+                backup_kek.wipe()
+                raise
+            self._backup_kek = backup_kek
             if hdr.lease_days is not None:  # the clock-rollback check needs the latest time
                 with contextlib.suppress(TacitError):
                     seen = remote.later(hdr.device.max_seen, self.clock.now())
@@ -375,13 +402,14 @@ class VaultService:
                     self._store.record("lock", detail=detail or reason.value)
                     self._store.flush_audit()
             self._db.close()
-            for secret in (self._db_key, self._signing_key):
+            for secret in (self._db_key, self._signing_key, self._backup_kek):
                 if secret is not None:
                     secret.wipe()
             if self._audit is not None:
                 self._audit.wipe()
             self._db = self._db_key = self._store = None
             self._signing_key = None
+            self._backup_kek = None
             self._audit = None
             self._signing = None
             self._user_templates = None
@@ -397,11 +425,16 @@ class VaultService:
             require_strong(new_passphrase)
             current, db_key = self._current_header()  # refuses once a remote lock came in
             params = crypto.new_creation_params()
-            new_header = keyslots.set_passphrase(
+            new_header, backup_kek = keyslots.set_passphrase_keys(
                 current, db_key, new_passphrase, self.keychain, params
             )
-            header.write(self.paths.header, new_header)
+            try:
+                header.write(self.paths.header, new_header)
+            except BaseException:
+                backup_kek.wipe()
+                raise
             self._header = new_header
+            self._set_backup_kek(backup_kek)
             self._require_unlocked().record("passphrase_change")
 
     # -- idle --------------------------------------------------------------------------
@@ -764,6 +797,8 @@ class VaultService:
             if self._signing_key is not None:
                 info["signing_public_key"] = self._signing_key.public_key().hex()
         info["process"] = hardening.status()
+        if self._db is not None:
+            info["process"]["memory_security"] = str(self._db.one(MEMORY_SECURITY_PRAGMA)[0]) == "1"
         return info
 
     def close(self, *, record: bool = True) -> None:
@@ -979,9 +1014,10 @@ class VaultService:
                     max_seen=remote.later(hdr.device.max_seen, now),
                 ).without_slot(header.SLOT_ESCROW)  # fmt: skip
                 self.keychain.delete(hdr.vault_id)  # the new slot gets a new device secret
-                new = keyslots.set_passphrase(
+                new, backup_kek = keyslots.set_passphrase_keys(
                     cleared, db_key, new_passphrase, self.keychain, crypto.new_creation_params()
                 )
+                self._set_backup_kek(backup_kek)
                 self._write_header(new)
                 self._require_unlocked().record(
                     "passphrase_change", detail="new passphrase after an escrow restore", now=True
@@ -1059,3 +1095,50 @@ class VaultService:
                 self._update_device_state(max_seen=seen)
                 return
             self._update_device_state(last_checkin=iso(trusted), max_seen=seen)
+
+    # -- backups (the file format: app/vault/backup.py; verify, restore: backup_restore.py)
+    def _set_backup_kek(self, backup_kek: keyslots.BackupKek) -> None:
+        if self._backup_kek is not None:
+            self._backup_kek.wipe()
+        self._backup_kek = backup_kek
+
+    def backup_snapshot(self, dest: Path) -> BackupSource:
+        """Write a consistent snapshot of the database to ``dest`` (a new file; SQLCipher
+        pages under the same DB key, so it is ciphertext) and return what a backup file
+        needs besides it: the DB key wrapped for the backup and the file-MAC key (the
+        caller wipes ``keys.mac_key``). Deferred audit events are written first, so the
+        snapshot holds them. The snapshot is SQLite's online backup API in one step: one
+        read transaction on the vault's connection, so writers in other processes (WAL)
+        neither block it nor tear it. Raises VaultLockedError, InvalidInputError
+        (unlocked without the passphrase: no backup KEK), IntegrityError, StorageError."""
+        with self._guard:
+            store = self._require_unlocked()
+            if self._db is None or self._db_key is None or self._header is None:
+                raise VaultLockedError()
+            if self._backup_kek is None:
+                raise InvalidInputError(
+                    "a backup needs the passphrase: unlock with it (after a recovery, set a "
+                    "new passphrase first)"
+                )
+            store.flush_audit()
+            db, db_key, hdr = self._db, self._db_key, self._header
+            keys = keyslots.backup_keys(hdr, db_key, self._backup_kek)
+            try:
+                target = connect(dest, db_key, create=True)
+                try:
+                    with db.lock:
+                        db.conn.backup(target)
+                    notes = int(target.execute("SELECT count(*) FROM notes").fetchone()[0])
+                    target.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    target.close()
+            except TacitError:
+                keys.mac_key.wipe()
+                raise
+            except Exception as exc:  # the engine's own error: never its text
+                keys.mac_key.wipe()
+                raise translate(exc) from None
+            except BaseException:
+                keys.mac_key.wipe()
+                raise
+            return BackupSource(hdr.vault_id, hdr.kdf, hdr.kdf_salt, keys, notes)
