@@ -1,9 +1,10 @@
 """Terminal I/O for the CLI: secrets from fds, env or a no-echo prompt; note bodies from
-files or stdin; JSON and human output; the error envelope.
+files or stdin; JSON and human output; the error envelope; progress bars.
 
 Invariants: secrets are never echoed or printed (except the recovery key, once, by
 ``tacit init`` whose whole point is to show it); with ``--json`` stdout carries exactly
-one JSON document and errors go to stderr as ``{"error": {"code", "message"}}``.
+one JSON document and errors go to stderr as ``{"error": {"code", "message"}}``; a
+progress bar is drawn only on a terminal's stderr and never with ``--json``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from types import TracebackType
+from typing import Any, NoReturn, TextIO
 
 from app.errors import InvalidInputError, TacitError, UsageError
 from app.vault.crypto import Passphrase
@@ -114,12 +117,87 @@ class Output:
         else:
             sys.stdout.write((human if human is not None else _human(data)) + "\n")
 
+    def progress(self, label: str) -> Progress:
+        """A progress bar for a long command (backup, verify, restore, export, import):
+        drawn on stderr when it is a terminal and the output is not JSON, else silent."""
+        return Progress(label, enabled=not self.as_json and sys.stderr.isatty())
+
     def error(self, err: TacitError) -> int:
         if self.as_json:
             sys.stderr.write(json.dumps({"error": err.to_dict()}) + "\n")
         else:
             sys.stderr.write(f"tacit: {err.message} [{err.code}]\n")
         return err.exit_status
+
+
+class Progress:
+    """``progress(done, total)`` redraws one line on stderr: a bar, the count and the
+    time left (from the rate so far). At most ten redraws a second; closing clears the
+    line. Disabled, every call does nothing, so callers need not check. Use it as a
+    context manager, or call ``close()``."""
+
+    WIDTH = 24
+    INTERVAL = 0.1
+
+    def __init__(
+        self, label: str, *, enabled: bool, stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.label = label
+        self.enabled = enabled
+        self._stream = stream
+        self._clock = clock
+        self._started = clock()
+        self._drawn_at: float | None = None
+        self._shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        now = self._clock()
+        if done < total and self._drawn_at is not None and now - self._drawn_at < self.INTERVAL:
+            return
+        self._drawn_at = now
+        self._write("\r" + self.line(done, total, now - self._started) + "\x1b[K")
+        self._shown = True
+
+    def line(self, done: int, total: int, elapsed: float) -> str:
+        """The bar as text, e.g. ``Importing [######------] 50% 500/1000  ~3 s left``."""
+        done = max(0, min(done, total))
+        filled = self.WIDTH * done // total
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        text = f"{self.label} [{bar}] {100 * done // total:3d}% {done}/{total}"
+        if 0 < done < total and elapsed >= 0.5:
+            text += f"  ~{_duration(elapsed / done * (total - done))} left"
+        return text
+
+    def close(self) -> None:
+        if self._shown:
+            self._write("\r\x1b[K")
+            self._shown = False
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _write(self, text: str) -> None:
+        stream = self._stream or sys.stderr
+        stream.write(text)
+        stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "<1 s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
 
 
 def _human(data: Any) -> str:
