@@ -25,6 +25,8 @@ from typing import Any
 import platformdirs
 
 from app import __version__
+from app.cliexport import ExportCommands, add_export_commands
+from app.cliimport import ImportCommands, add_import_commands
 from app.cliio import (
     NEW_PASSPHRASE_ENV,
     PASSPHRASE_ENV,
@@ -45,6 +47,7 @@ from app.errors import (
     UsageError,
     VaultExistsError,
 )
+from app.vault import backup, backup_restore
 from app.vault.audit import ACTIONS, to_csv
 from app.vault.fsutil import atomic_write
 from app.vault.models import NOTE_KINDS
@@ -193,8 +196,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="confirm that FILE will not be encrypted",
     )  # fmt: skip
     cmd("key", "print the clinician's public signing key")
+    _backup_commands(cmd, sub)
+    add_export_commands(cmd, sub)
     add_sync_commands(cmd, sub)
+    add_import_commands(cmd, sub)
     return parser
+
+
+def _backup_commands(cmd: Callable[..., argparse.ArgumentParser], sub: Any) -> None:
+    group = cmd("backup", "encrypted backups: create, verify, restore").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    p = cmd("create", "write an encrypted backup file of the vault", group)
+    p.add_argument("--to", type=Path, metavar="DIR", help="folder (default: the data folder)")
+    for name, help_text in (
+        ("verify", "open a backup and check everything in it"),
+        ("restore", "restore a backup into a new vault (--vault DIR)"),
+    ):
+        p = cmd(name, help_text, group)
+        p.add_argument("file", type=Path, metavar="FILE")
+        p.add_argument(
+            "--recovery-key",
+            action="store_true",
+            help=f"open it with the recovery key (${RECOVERY_KEY_ENV} or a prompt)",
+        )
+        p.add_argument("--recovery-key-fd", type=int, metavar="N")
+        if name == "restore":
+            p.add_argument(
+                "--force",
+                action="store_true",
+                help="move an existing vault aside (never deleted) and restore",
+            )
+            p.add_argument(
+                "--new-passphrase-fd",
+                type=int,
+                metavar="N",
+                help="with --recovery-key: the restored vault's passphrase",
+            )
 
 
 def _client_fields(p: argparse.ArgumentParser) -> None:
@@ -203,7 +241,7 @@ def _client_fields(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phone")
 
 
-class Cli(SyncCommands):
+class Cli(SyncCommands, ExportCommands, ImportCommands):
     """One invocation: parsed arguments, the service, and where output goes."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -441,6 +479,56 @@ class Cli(SyncCommands):
         self.out.emit({"out": str(a.out), "entries": len(entries)},
                       f"Wrote {len(entries)} entries to {a.out}.")  # fmt: skip
 
+    def backup(self) -> None:
+        a = self.args
+        if a.action == "create":
+            report = backup.create_backup(self.unlock(), a.to)
+            self.out.emit(
+                report.to_dict(),
+                f"Wrote {report.file} ({report.notes} notes, "
+                f"{report.bytes} bytes, {report.seconds:.2f} s).",
+            )
+            return
+        if a.action == "restore":  # before asking for any secret
+            backup_restore.check_target(self.vault_dir, force=a.force)
+        recovery: str | None = None
+        passphrase = new = None
+        if a.recovery_key or a.recovery_key_fd is not None:
+            recovery = read_secret("Recovery key", fd=a.recovery_key_fd, env=RECOVERY_KEY_ENV)
+            if a.action == "restore":
+                new = read_passphrase(
+                    "New passphrase",
+                    fd=a.new_passphrase_fd,
+                    env=NEW_PASSPHRASE_ENV,
+                    confirm=True,
+                )
+        else:
+            passphrase = read_passphrase("Passphrase", fd=self.passphrase_fd(), env=PASSPHRASE_ENV)
+        if a.action == "verify":
+            found = backup_restore.verify_backup(
+                a.file, passphrase=passphrase, recovery_key=recovery
+            )
+            self.out.emit(
+                found.to_dict(),
+                f"The backup is intact: {found.notes} notes, "
+                f"{found.clients} clients, {found.audit_entries} audit entries.",
+            )
+            return
+        done = backup_restore.restore_backup(
+            a.file,
+            self.vault_dir,
+            passphrase=passphrase,
+            recovery_key=recovery,
+            new_passphrase=new,
+            force=a.force,
+            keychain=self.service.keychain,
+        )
+        aside = f"\nThe vault that was there is now {done.moved_aside}." if done.moved_aside else ""
+        self.out.emit(
+            done.to_dict(),
+            f"Restored {done.notes} notes into {done.vault} in {done.seconds:.2f} s.{aside}",
+        )
+
     def key(self) -> None:
         public = self.unlock().signing_public_key()
         self.out.emit({"algorithm": "ed25519", "public_key": public}, public)
@@ -456,7 +544,7 @@ class Cli(SyncCommands):
 
 
 # Commands whose method has another name (``Cli.unlock`` opens the vault for the others).
-_HANDLERS = {"unlock": "unlock_online"}
+_HANDLERS = {"unlock": "unlock_online", "import": "import_notes"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
