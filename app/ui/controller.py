@@ -4,7 +4,8 @@ It wires the pieces together and owns the one lock procedure every trigger uses 
 idle timeout, system sleep, screen lock, minimize, session logout):
 
 1. save any draft (the editor's ``flush``: autosave and end the editing session);
-2. drop pending background results, clear our clipboard contents;
+2. drop pending background results (sync, automatic backups), clear our clipboard
+   contents;
 3. wipe and close every window showing client data (the main window and all its dialogs,
    or the first-run window showing the recovery key) — models emptied, text cleared;
 4. ``service.lock()`` (closes the database, wipes the key);
@@ -34,6 +35,7 @@ import logging
 from app.errors import TacitError
 from app.sync.devices import DeviceService
 from app.sync.service import SyncService
+from app.ui.backups import BackupDriver
 from app.ui.clipboard import ClipboardGuard
 from app.ui.firstrun import FirstRunWindow
 from app.ui.idle import ActivityFilter, IdleWatcher
@@ -97,6 +99,8 @@ class AppController(QObject):
         # Its runs skip their own order check while the watcher below holds a long-poll.
         self.sync = SyncDriver(service, factory=sync_factory or SyncService,
                                orders_watched=lambda: self.orders.running, parent=self)  # fmt: skip
+        # Automatic backups: their own one-thread runner, started at unlock, stopped at lock.
+        self.backups = BackupDriver(service, parent=self)
         # Device orders (lock/wipe from another device): a long-poll while the app runs,
         # locked or unlocked (see the module doc).
         self.device_factory = device_factory
@@ -236,7 +240,10 @@ class AppController(QObject):
     def _build_spare(self) -> None:
         """Build the next (empty) main window while the user types the passphrase."""
         if self._spare is None and not self._quitting and self.main_window is None:
-            self._spare = self._new_main_window()
+            try:
+                self._spare = self._new_main_window()
+            except TacitError:  # the vault locked under it (an order): built at next unlock
+                self._spare = None
 
     def _open_main(self) -> None:
         if not self.service.is_unlocked or self.main_window is not None:
@@ -252,6 +259,8 @@ class AppController(QObject):
         window.start()
         window.attach_sync(self.sync)
         self.sync.start()
+        window.attach_backups(self.backups)
+        self.backups.start()
         self._watch_orders()  # running already, but after a first run or a restore
         self.idle.start()
         self.main_window_shown.emit()
@@ -307,6 +316,7 @@ class AppController(QObject):
 
     def _teardown(self) -> None:
         self.sync.stop()  # before the vault closes: an in-flight sync's result is dropped
+        self.backups.stop()
         self.idle.stop()
         self.audit_timer.stop()
         self.runner.cancel_all()
@@ -339,6 +349,7 @@ class AppController(QObject):
         dialog = SettingsDialog(
             self.prefs, self.apply_preferences, self.session.hooks, self.main_window,
             lease_days=lease_days, set_lease=self.set_lease if linked else None,
+            backups=self.backups,
         )  # fmt: skip
         dialog.open()
         return dialog
@@ -378,16 +389,20 @@ class AppController(QObject):
         self.app.quit()
 
     def shutdown(self) -> None:
-        """Save, lock and close every window (quit, or the app is going away)."""
+        """Save, back up (when automatic backups are on: once, bounded, a failure only
+        logged by its code), lock and close every window (quit, or the app is going away)."""
         if self._quitting:
             return
         self._quitting = True
         self.orders.stop()  # the only place it is stopped (see the module doc)
         self._save_drafts()
+        if self.service.is_unlocked:  # after the drafts, before the lock; bounded, never fatal
+            self.backups.backup_before_quit()
         self._teardown()
         self.service.lock(LockReason.QUIT)
         self.runner.wait(5000)
         self.sync.wait(5000)
+        self.backups.wait(5000)
         self.unlock_window.prepare_quit()
         self.unlock_window.close()
         if self.first_run is not None:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from app.errors import TacitError
 from app.ui.account_dialog import AccountDialog
 from app.ui.audit_viewer import AuditWindow
+from app.ui.backups import BackupBanner, BackupDriver
 from app.ui.clientpane import ClientPane
 from app.ui.clipboard import ClipboardGuard
 from app.ui.conflicts_dialog import ConflictsDialog
@@ -154,9 +155,12 @@ class MainWindow(QMainWindow):
         splitter.setSizes([220, 560, 500])
         splitter.setChildrenCollapsible(False)
         body = QWidget(self)
-        layout = QHBoxLayout(body)
+        self.backup_banner = BackupBanner(body)  # shown when backups need attention
+        self.backup_banner.settings_requested.connect(self.settings_requested)
+        layout = QVBoxLayout(body)
         layout.setContentsMargins(8, 6, 8, 4)
-        layout.addWidget(splitter)
+        layout.addWidget(self.backup_banner)
+        layout.addWidget(splitter, 1)
         self.setCentralWidget(body)
         self.sync_label = named(QLabel("Sync is off", self), "Sync status")
         self.sync_label.setObjectName("syncStatus")
@@ -170,6 +174,7 @@ class MainWindow(QMainWindow):
         self.idle_label = QLabel(self)
         self.statusBar().addPermanentWidget(self.conflicts_button)
         self.statusBar().addPermanentWidget(self.sync_label)
+        self.statusBar().addPermanentWidget(self.backup_banner.status_label)
         self.statusBar().addPermanentWidget(self.idle_label)
 
         self._build_actions()
@@ -560,6 +565,10 @@ class MainWindow(QMainWindow):
         self.sync = driver
         driver.status_changed.connect(self._show_sync_status)
         self._show_sync_status(driver.status)
+
+    def attach_backups(self, driver: BackupDriver) -> None:
+        """Show automatic backups' warnings and status (after unlock)."""
+        self.backup_banner.attach(driver)
 
     def _show_sync_status(self, status: SyncStatus) -> None:
         if self._tearing_down or self.sync is None:

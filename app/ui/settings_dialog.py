@@ -1,10 +1,12 @@
-"""``SettingsDialog``: idle timeout, lock on minimize, clipboard delay, theme, and — only
-for a vault linked to a sync account — the offline lease.
+"""``SettingsDialog``: idle timeout, lock on minimize, clipboard delay, theme, automatic
+backups (``app/ui/backups.py``'s group) and — only for a vault linked to a sync account —
+the offline lease.
 
 It edits a ``Preferences`` value and hands the result to a callable on Save (the
 controller applies it to the service, the clipboard guard and the theme, and stores it).
 The offline lease is a vault setting, not a preference: a changed value goes to its own
-callable (the controller calls ``VaultService.set_lease``).
+callable (the controller calls ``VaultService.set_lease``). So are the backup settings
+(a folder path can name the person): the group stores them in the vault itself.
 
 Invariant: it shows and returns only non-identifying preferences — nothing about the
 vault's contents.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.ui.backups import BackupDriver, BackupGroup
 from app.ui.prefs import (
     MAX_CLIPBOARD_SECONDS,
     MAX_IDLE_MINUTES,
@@ -56,6 +59,7 @@ class SettingsDialog(QDialog):
         *,
         lease_days: int | None = None,
         set_lease: Callable[[int | None], None] | None = None,
+        backups: BackupDriver | None = None,
     ) -> None:
         super().__init__(parent)
         self._apply = apply
@@ -106,6 +110,7 @@ class SettingsDialog(QDialog):
         lease_hint.setWordWrap(True)
         lease_form.addRow(lease_hint)
         self.lease_group.setVisible(set_lease is not None)
+        self.backups = BackupGroup(backups, self) if backups is not None else None
         appearance = QGroupBox("Appearance", self)
         look = QFormLayout(appearance)
         look.addRow("&Theme:", self.theme)
@@ -118,6 +123,8 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(security)
         layout.addWidget(self.lease_group)
+        if self.backups is not None:
+            layout.addWidget(self.backups)
         layout.addWidget(appearance)
         layout.addStretch(1)
         layout.addWidget(buttons)
@@ -146,6 +153,8 @@ class SettingsDialog(QDialog):
         return self.lease.value() if self.lease_on.isChecked() else None
 
     def accept(self) -> None:
+        if self.backups is not None and not self.backups.save():
+            return  # the group says why; nothing else is applied yet
         self._apply(self.preferences())
         if self._set_lease is not None and self.lease_choice() != self._lease_days:
             self._set_lease(self.lease_choice())

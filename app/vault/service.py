@@ -18,10 +18,11 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,17 @@ class BackupSource:
     kdf_salt: bytes
     keys: keyslots.BackupKeys
     notes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackupSettings:
+    """The app's automatic backups, kept in the vault's ``meta`` (a folder path can name
+    the person, so never in the preferences file). On only with a folder."""
+
+    enabled: bool = True
+    folder: str | None = None
+    keep: int = 30
+    interval_hours: int = 24
 
 
 # A check-in is written to the header at most this often (the lease counts in days).
@@ -1102,6 +1114,26 @@ class VaultService:
             self._backup_kek.wipe()
         self._backup_kek = backup_kek
 
+    def backup_settings(self) -> BackupSettings:
+        """The automatic-backup settings (defaults where unset or unreadable). Raises
+        VaultLockedError."""
+        raw = self._require_unlocked().get_meta("backup_settings")
+        try:
+            doc = json.loads(raw) if raw else {}
+            return _valid_backup_settings(BackupSettings(**doc))
+        except (ValueError, TypeError, InvalidInputError):
+            return BackupSettings()
+
+    def set_backup_settings(self, settings: BackupSettings) -> None:
+        """Store them and audit the change (never the folder's path). Raises
+        InvalidInputError (out of range), VaultLockedError, StorageError."""
+        store = self._require_unlocked()
+        new = _valid_backup_settings(settings)
+        store.set_meta("backup_settings", json.dumps(asdict(new), sort_keys=True))
+        on = "on" if new.enabled and new.folder else "off"
+        store.record("settings_change", detail=f"automatic backups {on}, keep {new.keep}, "
+                     f"every {new.interval_hours} h", now=True)  # fmt: skip
+
     def backup_snapshot(self, dest: Path) -> BackupSource:
         """Write a consistent snapshot of the database to ``dest`` (a new file; SQLCipher
         pages under the same DB key, so it is ciphertext) and return what a backup file
@@ -1142,3 +1174,13 @@ class VaultService:
                 keys.mac_key.wipe()
                 raise
             return BackupSource(hdr.vault_id, hdr.kdf, hdr.kdf_salt, keys, notes)
+
+
+def _valid_backup_settings(s: BackupSettings) -> BackupSettings:
+    folder_ok = s.folder is None or (isinstance(s.folder, str) and 0 < len(s.folder) <= 4096)
+    numbers = (s.keep, s.interval_hours)
+    if not (folder_ok and isinstance(s.enabled, bool) and all(type(n) is int for n in numbers)):
+        raise InvalidInputError("malformed backup settings")
+    if not (1 <= s.keep <= 1000 and 1 <= s.interval_hours <= 24 * 30):
+        raise InvalidInputError("keep 1 to 1000 backups, every 1 to 720 hours")
+    return s
