@@ -25,7 +25,7 @@ from typing import Any
 import platformdirs
 
 from app import __version__
-from app.cliexport import ExportCommands, add_export_commands
+from app.cliexport import ExportCommands, add_export_commands, fraction_progress
 from app.cliimport import ImportCommands, add_import_commands
 from app.cliio import (
     NEW_PASSPHRASE_ENV,
@@ -482,7 +482,9 @@ class Cli(SyncCommands, ExportCommands, ImportCommands):
     def backup(self) -> None:
         a = self.args
         if a.action == "create":
-            report = backup.create_backup(self.unlock(), a.to)
+            svc = self.unlock()
+            with fraction_progress(self.out, "Backing up") as progress:
+                report = backup.create_backup(svc, a.to, progress=progress)
             self.out.emit(
                 report.to_dict(),
                 f"Wrote {report.file} ({report.notes} notes, "
@@ -505,24 +507,27 @@ class Cli(SyncCommands, ExportCommands, ImportCommands):
         else:
             passphrase = read_passphrase("Passphrase", fd=self.passphrase_fd(), env=PASSPHRASE_ENV)
         if a.action == "verify":
-            found = backup_restore.verify_backup(
-                a.file, passphrase=passphrase, recovery_key=recovery
-            )
+            with fraction_progress(self.out, "Verifying") as progress:
+                found = backup_restore.verify_backup(
+                    a.file, passphrase=passphrase, recovery_key=recovery, progress=progress
+                )
             self.out.emit(
                 found.to_dict(),
                 f"The backup is intact: {found.notes} notes, "
                 f"{found.clients} clients, {found.audit_entries} audit entries.",
             )
             return
-        done = backup_restore.restore_backup(
-            a.file,
-            self.vault_dir,
-            passphrase=passphrase,
-            recovery_key=recovery,
-            new_passphrase=new,
-            force=a.force,
-            keychain=self.service.keychain,
-        )
+        with fraction_progress(self.out, "Restoring") as progress:
+            done = backup_restore.restore_backup(
+                a.file,
+                self.vault_dir,
+                passphrase=passphrase,
+                recovery_key=recovery,
+                new_passphrase=new,
+                force=a.force,
+                keychain=self.service.keychain,
+                progress=progress,
+            )
         aside = f"\nThe vault that was there is now {done.moved_aside}." if done.moved_aside else ""
         self.out.emit(
             done.to_dict(),

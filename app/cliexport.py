@@ -16,7 +16,8 @@ An existing FILE is never overwritten.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,6 @@ from app.cliio import ArgParser as _Parser
 from app.cliio import Output, read_passphrase, table
 from app.errors import IntegrityError, UsageError
 from app.vault import export
-from app.vault.clock import iso
 from app.vault.passphrase import require_strong
 from app.vault.service import VaultService
 
@@ -48,6 +48,14 @@ def add_export_commands(cmd: Callable[..., argparse.ArgumentParser], sub: Any) -
     p = cmd("open", "open an export archive (prints its content)", actions)
     p.add_argument("file", type=Path)
     _passphrase_fd(p)
+
+
+@contextlib.contextmanager
+def fraction_progress(out: Output, label: str) -> Iterator[Callable[[float], None]]:
+    """``Output.progress`` fed with fractions (0..1), as the backup and export code
+    reports them: drawn in percent on a terminal, silent otherwise (and with --json)."""
+    with out.progress(label) as bar:
+        yield lambda fraction: bar(round(100 * max(0.0, min(1.0, fraction))), 100)
 
 
 def _passphrase_fd(p: argparse.ArgumentParser) -> None:
@@ -90,37 +98,25 @@ class ExportCommands:
                                          fd=a.export_passphrase_fd, env=EXPORT_PASSPHRASE_ENV,
                                          confirm=True)  # fmt: skip
             require_strong(passphrase)
-        svc = self.unlock()
         include = bool(a.include_psychotherapy_notes)
-        client = svc.get_client(a.id)
-        notes = svc.notes_for_release(client.id, include_psychotherapy=include)
-        document = export.client_document(
-            client.to_dict(), notes, svc.addenda, svc.note_signature,
-            exported_at=iso(svc.clock.now()), include_psychotherapy=include,
-        )  # fmt: skip
-        if passphrase is not None:
-            try:
-                size = export.write_archive(out, document, passphrase)
-            finally:
-                passphrase.wipe()
-            detail = f"archive, {len(notes)} notes"
-        else:
+        writer = None
+        if pdf:
             from app.ui.pdf import render_pdf  # Qt only for this format
 
-            size = render_pdf(document, out)
-            detail = f"pdf plaintext, {len(notes)} notes"
-        if include:
-            detail += ", psychotherapy notes included"
-        try:  # an export that cannot be audited does not stay
-            svc.record_event("export", record_type="client", record_id=client.id,
-                             client_id=client.id, detail=detail)  # fmt: skip
-        except BaseException:
-            out.unlink(missing_ok=True)
-            raise
+            writer = render_pdf
+        try:
+            svc = self.unlock()
+            with fraction_progress(self.out, "Exporting") as progress:
+                done = export.export_client(
+                    svc, a.id, out, passphrase=passphrase, pdf_writer=writer,
+                    include_psychotherapy=include, progress=progress,
+                )  # fmt: skip
+        finally:
+            if passphrase is not None:
+                passphrase.wipe()
         self.out.emit(
-            {"file": str(out), "notes": len(notes), "bytes": size,
-             "format": a.export_format, "psychotherapy_notes": include},
-            f"Exported {len(notes)} notes to {out} "
+            done.to_dict(),
+            f"Exported {done.notes} notes to {out} "
             f"({'PDF, not encrypted' if pdf else 'encrypted archive'}).",
         )  # fmt: skip
 

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, NoReturn, TextIO
 
 from app.errors import InvalidInputError, TacitError, UsageError
+from app.vault.clock import human_duration
 from app.vault.crypto import Passphrase
 
 PASSPHRASE_ENV = "TACIT_PASSPHRASE"  # noqa: S105 - a variable name
@@ -168,7 +169,7 @@ class Progress:
         bar = "#" * filled + "-" * (self.WIDTH - filled)
         text = f"{self.label} [{bar}] {100 * done // total:3d}% {done}/{total}"
         if 0 < done < total and elapsed >= 0.5:
-            text += f"  ~{_duration(elapsed / done * (total - done))} left"
+            text += f"  ~{human_duration(elapsed / done * (total - done))} left"
         return text
 
     def close(self) -> None:
@@ -188,16 +189,6 @@ class Progress:
         stream = self._stream or sys.stderr
         stream.write(text)
         stream.flush()
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return "<1 s"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
 
 
 def _human(data: Any) -> str:

@@ -2,6 +2,8 @@
 
 The pane only shows and selects; the main window does the record work through the
 service when the pane asks (signals). Filtering is the service's (``list_clients(query)``).
+"Export record…" opens the export dialog (app/ui/export_dialog.py) for the selected
+client; it is a child of the pane, so a lock closes it with the main window.
 
 Invariant: the pane's only copy of client records is its ``ClientListModel``, dropped by
 ``clear()``.
@@ -9,6 +11,7 @@ Invariant: the pane's only copy of client records is its ``ClientListModel``, dr
 
 from __future__ import annotations
 
+from app.ui.export_dialog import ExportDialog
 from app.ui.models import ID_ROLE, ClientListModel
 from app.ui.qt import (
     QAbstractItemView,
@@ -71,6 +74,11 @@ class ClientPane(QWidget):
         self.add_button = named(QPushButton("Add…", self), "Add client")
         self.edit_button = named(QPushButton("Edit…", self), "Edit client")
         self.discharge_button = named(QPushButton("Discharge", self), "Discharge client")
+        self.export_button = named(
+            QPushButton("Export record…", self), "Export record",
+            "Export the selected client's record (encrypted archive or PDF)",
+        )  # fmt: skip
+        self.export_dialog: ExportDialog | None = None
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.add_button)
@@ -83,6 +91,7 @@ class ClientPane(QWidget):
         layout.addWidget(self.list, 1)
         layout.addWidget(self.show_discharged)
         layout.addLayout(buttons)
+        layout.addWidget(self.export_button)
 
         self.filter.textChanged.connect(lambda text: self.reload(query=text))
         self.show_discharged.toggled.connect(lambda on: self.reload(include_discharged=on))
@@ -90,6 +99,7 @@ class ClientPane(QWidget):
         self.add_button.clicked.connect(lambda: self.add_requested.emit())
         self.edit_button.clicked.connect(lambda: self.edit_requested.emit())
         self.discharge_button.clicked.connect(lambda: self.discharge_requested.emit())
+        self.export_button.clicked.connect(self.open_export)
         self._selected: str | None = None
         self._update_buttons()
 
@@ -155,12 +165,34 @@ class ClientPane(QWidget):
         self._update_buttons()
         self.client_selected.emit(client_id)
 
+    def open_export(self) -> ExportDialog | None:
+        """ "Export record…" for the selected client (one dialog at a time)."""
+        if self._selected is None:
+            return None
+        dialog = self.export_dialog
+        if dialog is None:
+            dialog = ExportDialog(self._service, self._selected, self)
+            dialog.finished.connect(lambda _r: self._export_closed(dialog))
+            self.export_dialog = dialog
+            dialog.open()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def _export_closed(self, dialog: ExportDialog) -> None:
+        if self.export_dialog is dialog:
+            self.export_dialog = None
+
     def _update_buttons(self) -> None:
         client = self.model.client(self.model.row_of(self._selected)) if self._selected else None
         self.edit_button.setEnabled(client is not None)
+        self.export_button.setEnabled(client is not None)
         self.discharge_button.setEnabled(client is not None and client.status == "active")
 
     def clear(self) -> None:
+        dialog, self.export_dialog = self.export_dialog, None
+        if dialog is not None:
+            dialog.close()  # drops its fields and any running export's result
         self._selected = None
         self.filter.blockSignals(True)
         self.filter.clear()

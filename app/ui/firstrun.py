@@ -39,6 +39,7 @@ from app.ui.qt import (
     QWidget,
     Signal,
 )
+from app.ui.restore_backup_dialog import RestoreBackupDialog
 from app.ui.widgets import BusyBar, MessageLabel, named, wipe_widgets
 from app.vault.service import VaultService
 
@@ -109,6 +110,13 @@ class FirstRunWindow(QWidget):
         self.form.validity_changed.connect(self.create_button.setEnabled)
         self.create_button.clicked.connect(self.create_vault)
         self.form.confirm.returnPressed.connect(self.create_vault)
+        self.backup_dialog: RestoreBackupDialog | None = None
+        self.backup_button = named(
+            QPushButton("Restore from a backup…", page),
+            "Restore from a backup",
+            "Already have a Tacit backup file? Restore it instead of creating a new vault",
+        )
+        self.backup_button.clicked.connect(self.open_backup_restore)
 
         layout = QVBoxLayout(page)
         layout.addWidget(title)
@@ -120,15 +128,41 @@ class FirstRunWindow(QWidget):
         layout.addStretch(1)
         layout.addWidget(self.busy)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.backup_button)
         buttons.addStretch(1)
         buttons.addWidget(self.create_button)
         layout.addLayout(buttons)
         return page
 
+    def open_backup_restore(self) -> RestoreBackupDialog:
+        """ "Restore from a backup…" instead of creating a vault (one dialog at a time);
+        once the restored vault is open, the first run is complete."""
+        dialog = self.backup_dialog
+        if dialog is None:
+            dialog = RestoreBackupDialog(self._service, self._runner, self)
+            dialog.opened.connect(self._restored)
+            dialog.finished.connect(lambda _r: self._backup_closed(dialog))
+            self.backup_dialog = dialog
+            dialog.open()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def _backup_closed(self, dialog: RestoreBackupDialog) -> None:
+        if self.backup_dialog is dialog:
+            self.backup_dialog = None
+        dialog.deleteLater()
+
+    def _restored(self) -> None:
+        if self._service.is_unlocked:
+            self.wipe()
+            self.completed.emit()
+
     def set_busy(self, busy: bool, message: str = "") -> None:
         self.busy.set_busy(busy, message)
         self.form.setEnabled(not busy)
         self.clinician.setEnabled(not busy)
+        self.backup_button.setEnabled(not busy)
         self.create_button.setEnabled(not busy and self.form.valid)
 
     def create_vault(self) -> None:
@@ -273,6 +307,9 @@ class FirstRunWindow(QWidget):
     def wipe(self) -> None:
         """Forget the recovery key and every field (lock, continue, close)."""
         self._tearing_down = True
+        dialog, self.backup_dialog = self.backup_dialog, None
+        if dialog is not None:
+            dialog.close()  # clears what was typed there too
         self.form.clear()
         wipe_widgets(self.key_label)
         self.key_label.setAccessibleName("")

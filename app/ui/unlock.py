@@ -54,6 +54,7 @@ from app.ui.qt import (
     QWidget,
     Signal,
 )
+from app.ui.restore_backup_dialog import RestoreBackupDialog
 from app.ui.restore_dialog import RestoreDialog
 from app.ui.widgets import BusyBar, MessageLabel, named
 from app.vault.crypto import Passphrase
@@ -100,6 +101,7 @@ class UnlockWindow(QWidget):
         self._runner = runner
         self._devices = devices
         self.restore_dialog: RestoreDialog | None = None
+        self.backup_dialog: RestoreBackupDialog | None = None
         self._checking = False  # the order check at start holds the passphrase back
         self._order: str | None = None  # the order whose message is shown ("lock"/"wipe")
         self.failures = 0
@@ -161,6 +163,13 @@ class UnlockWindow(QWidget):
         )
         self.restore_link.clicked.connect(self.open_restore)
         self.restore_link.hide()
+        self.backup_link = named(
+            QPushButton("Restore from a backup…", page),
+            "Restore from a backup",
+            "Open a Tacit backup file with its passphrase or the recovery key",
+        )
+        self.backup_link.setFlat(True)
+        self.backup_link.clicked.connect(self.open_backup_restore)
 
         layout = QVBoxLayout(page)
         layout.addStretch(1)
@@ -174,6 +183,7 @@ class UnlockWindow(QWidget):
         layout.addWidget(self.restore_link)
         layout.addSpacing(8)
         layout.addWidget(self.recovery_link, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(self.backup_link, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addStretch(2)
         return page
 
@@ -329,6 +339,24 @@ class UnlockWindow(QWidget):
         dialog.raise_()
         dialog.activateWindow()
         return dialog
+
+    def open_backup_restore(self) -> RestoreBackupDialog:
+        """ "Restore from a backup…" (one dialog at a time)."""
+        dialog = self.backup_dialog
+        if dialog is None:
+            dialog = RestoreBackupDialog(self._service, self._runner, self)
+            dialog.opened.connect(self._unlocked)
+            dialog.finished.connect(lambda _r: self._backup_closed(dialog))
+            self.backup_dialog = dialog
+            dialog.open()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def _backup_closed(self, dialog: RestoreBackupDialog) -> None:
+        if self.backup_dialog is dialog:
+            self.backup_dialog = None
+        dialog.deleteLater()
 
     def _restore_closed(self, dialog: RestoreDialog) -> None:
         if self.restore_dialog is dialog:
@@ -514,6 +542,9 @@ class UnlockWindow(QWidget):
         dialog, self.restore_dialog = self.restore_dialog, None
         if dialog is not None:
             dialog.done(0)
+        backup_dialog, self.backup_dialog = self.backup_dialog, None
+        if backup_dialog is not None:
+            backup_dialog.close()
         super().hideEvent(event)
 
     def prepare_quit(self) -> None:

@@ -79,6 +79,8 @@ STALE_SECONDS = 3600.0  # a crashed backup's leftovers are removed after this
 # Called with a step name ("snapshot", "written", "verified") so tests can inject a
 # crash between the steps.
 Fault = Callable[[str], None]
+# Called with the fraction done (0..1) at each MiB and each step, for a progress bar.
+ProgressFn = Callable[[float], None]
 
 
 def default_backup_dir() -> Path:
@@ -130,11 +132,15 @@ class BackupHeader:
 # -- create ------------------------------------------------------------------------------
 def create_backup(
     svc: VaultService, directory: Path | None = None, *, clock: Clock | None = None,
-    fault: Fault | None = None,
+    fault: Fault | None = None, progress: ProgressFn | None = None,
 ) -> BackupReport:  # fmt: skip
     """Write a backup of the unlocked vault into ``directory`` (default:
-    ``default_backup_dir()``) and audit it. Raises VaultLockedError, InvalidInputError
-    (no backup key: unlocked without the passphrase), IntegrityError, StorageError."""
+    ``default_backup_dir()``) and audit it. ``progress`` gets the fraction done (the
+    snapshot counts as the first 40 %, writing the file per MiB as the next 55 %).
+    Raises VaultLockedError, InvalidInputError (no backup key: unlocked without the
+    passphrase), IntegrityError, StorageError."""
+    report = progress or _ignore
+    report(0.0)
     start = time.perf_counter()
     now = (clock or svc.clock).now()
     folder = Path(directory) if directory is not None else default_backup_dir()
@@ -146,11 +152,13 @@ def create_backup(
     tmp = folder / f".{final.name}.tmp-{token}"
     try:
         source = svc.backup_snapshot(snapshot)
+        report(0.4)
         try:
             inject(fault, "snapshot")
             hdr = BackupHeader(source.vault_id, iso(now), source.kdf, source.kdf_salt,
                                source.keys.passphrase, source.keys.recovery)  # fmt: skip
-            size = _write_file(tmp, hdr, snapshot, source.keys.mac_key)
+            size = _write_file(tmp, hdr, snapshot, source.keys.mac_key,
+                               scaled(report, 0.4, 0.95))  # fmt: skip
         finally:
             source.keys.mac_key.wipe()
         inject(fault, "written")
@@ -170,7 +178,21 @@ def create_backup(
     except BaseException:
         final.unlink(missing_ok=True)
         raise
+    report(1.0)
     return BackupReport(final, source.notes, size, time.perf_counter() - start)
+
+
+def _ignore(_fraction: float) -> None:
+    return None
+
+
+def scaled(progress: ProgressFn | None, low: float, high: float) -> ProgressFn:
+    """``progress`` for a step that covers ``low``..``high`` of the whole: the step
+    reports its own 0..1."""
+    if progress is None:
+        return _ignore
+    span = high - low
+    return lambda fraction: progress(low + span * max(0.0, min(1.0, fraction)))
 
 
 def inject(fault: Fault | None, step: str) -> None:
@@ -218,9 +240,12 @@ def _remove_sqlite_files(path: Path) -> None:
             path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
-def _write_file(tmp: Path, hdr: BackupHeader, snapshot: Path, mac_key: crypto.SymmetricKey) -> int:
-    """Write the whole backup to ``tmp`` (new, 0600) and fsync it. Returns its size.
-    Raises StorageError."""
+def _write_file(
+    tmp: Path, hdr: BackupHeader, snapshot: Path, mac_key: crypto.SymmetricKey,
+    progress: ProgressFn,
+) -> int:  # fmt: skip
+    """Write the whole backup to ``tmp`` (new, 0600) and fsync it, reporting each MiB.
+    Returns its size. Raises StorageError."""
     encoded = hdr.encode()
     try:
         body_len = snapshot.stat().st_size
@@ -235,6 +260,7 @@ def _write_file(tmp: Path, hdr: BackupHeader, snapshot: Path, mac_key: crypto.Sy
                 digest.update(chunk)
                 out.write(chunk)
                 copied += len(chunk)
+                progress(copied / body_len)
             if copied != body_len:
                 raise StorageError("the database snapshot changed while it was copied")
             d = digest.digest()
@@ -263,10 +289,14 @@ def _read_exact(f: BinaryIO, n: int) -> bytes:
     return data
 
 
-def read_backup(path: Path, body_dest: Path | None = None) -> ParsedBackup:
+def read_backup(
+    path: Path, body_dest: Path | None = None, progress: ProgressFn | None = None
+) -> ParsedBackup:
     """Check a backup's structure, size and checksum, copying its body to ``body_dest``
-    on the way. Authenticates nothing yet (the MAC needs the DB key). Raises
-    IntegrityError, UnsupportedVersionError, InvalidInputError (no such file)."""
+    on the way (``progress`` gets the fraction of the body read, per MiB).
+    Authenticates nothing yet (the MAC needs the DB key). Raises IntegrityError,
+    UnsupportedVersionError, InvalidInputError (no such file)."""
+    report = progress or _ignore
     try:
         f = path.open("rb")
     except FileNotFoundError:
@@ -295,6 +325,7 @@ def read_backup(path: Path, body_dest: Path | None = None) -> ParsedBackup:
                 digest.update(chunk)
                 sink(chunk)
                 left -= len(chunk)
+                report(1.0 - left / body_len)
         d = digest.digest()
         tag = _read_exact(f, 32)
         checksum = _read_exact(f, 32)

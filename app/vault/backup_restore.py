@@ -130,21 +130,28 @@ def _check_body(path: Path, db_key: DbKey, vault_id: str) -> Contents:
 
 
 def verify_backup(
-    path: Path, *, passphrase: Passphrase | None = None, recovery_key: str | None = None
-) -> Contents:
+    path: Path, *, passphrase: Passphrase | None = None, recovery_key: str | None = None,
+    progress: backup.ProgressFn | None = None,
+) -> Contents:  # fmt: skip
     """Open a backup with the passphrase or the recovery key and check everything (see
     the module docstring) on a private temporary copy of its body (ciphertext), removed
-    afterwards. Raises IntegrityError, UnsupportedVersionError, WeakKdfError,
-    WrongPassphraseError, WrongRecoveryKeyError, InvalidInputError, StorageError."""
+    afterwards. ``progress`` gets the fraction done: reading the file per MiB (the first
+    half), then each stage (key, database check). Raises IntegrityError,
+    UnsupportedVersionError, WeakKdfError, WrongPassphraseError, WrongRecoveryKeyError,
+    InvalidInputError, StorageError."""
+    _report(progress, 0.0)
     work = Path(tempfile.mkdtemp(prefix="tacit-verify-"))
     try:
         body = work / "backup.db"
-        parsed = backup.read_backup(Path(path), body)
+        parsed = backup.read_backup(Path(path), body, backup.scaled(progress, 0.0, 0.5))
         db_key = backup.unlock_backup(parsed, passphrase, recovery_key)
+        _report(progress, 0.6)
         try:
-            return _check_body(body, db_key, parsed.header.vault_id)
+            found = _check_body(body, db_key, parsed.header.vault_id)
         finally:
             db_key.wipe()
+        _report(progress, 1.0)
+        return found
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -173,14 +180,18 @@ def restore_backup(
     keychain: Keychain | None = None,
     clock: Clock | None = None,
     fault: backup.Fault | None = None,
+    progress: backup.ProgressFn | None = None,
 ) -> RestoreReport:
     """Restore a backup into a new vault at ``target``. With the passphrase the restored
     vault keeps it; with the recovery key it gets ``new_passphrase``. The vault gets a
     normal passphrase slot on this machine (keychain device secret where there is one)
-    and the backup's recovery slot, and the restore is audited inside it. Raises
+    and the backup's recovery slot, and the restore is audited inside it. ``progress``
+    gets the fraction done: reading the file per MiB (the first 40 %), then each stage
+    (key, database check, new header, first unlock, rename). Raises
     VaultExistsError, IntegrityError, UnsupportedVersionError, WeakKdfError,
     WrongPassphraseError, WrongRecoveryKeyError, WeakPassphraseError, InvalidInputError,
     StorageError."""
+    _report(progress, 0.0)
     start = time.perf_counter()
     target = Path(target)
     check_target(target, force=force)
@@ -198,11 +209,14 @@ def restore_backup(
     try:
         private_dir(work)
         paths = VaultPaths(work)
-        parsed = backup.read_backup(Path(path), paths.database)
+        parsed = backup.read_backup(Path(path), paths.database,
+                                    backup.scaled(progress, 0.0, 0.4))  # fmt: skip
         hdr = parsed.header
         db_key = backup.unlock_backup(parsed, passphrase, recovery_key)
+        _report(progress, 0.5)
         try:
             contents = _check_body(paths.database, db_key, hdr.vault_id)
+            _report(progress, 0.65)
             vault_pass = new_passphrase if recovery_key is not None else passphrase
             if vault_pass is None:  # unlock_backup needed one of them: not reached
                 raise InvalidInputError("a restore needs a passphrase for the new vault")
@@ -213,13 +227,21 @@ def restore_backup(
         finally:
             db_key.wipe()
         header.write(paths.header, new_header)
+        _report(progress, 0.8)
         _open_restored(work, vault_pass, keychain, clock, hdr.created_at)
+        _report(progress, 0.95)
         backup.inject(fault, "verified")
         aside = _put_in_place(work, target, force=force, stamp=clock.now())
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    _report(progress, 1.0)
     return RestoreReport(target, contents.notes, time.perf_counter() - start, aside)
+
+
+def _report(progress: backup.ProgressFn | None, fraction: float) -> None:
+    if progress is not None:
+        progress(fraction)
 
 
 def _open_restored(

@@ -15,9 +15,15 @@ export/archive"). Argon2id parameters are those of a new vault (calibrated, neve
 the production floor); reading refuses parameters below the floor or absurdly high
 ones, so a crafted file can neither make the key cheap to guess nor exhaust memory.
 
+``export_client`` is the one way a client's record leaves the vault, for the CLI and
+the app alike: it builds the document, writes the archive (or has the caller's renderer
+write the PDF), and records one ``export`` audit entry (format, count, whether
+psychotherapy notes were included).
+
 Invariants: the archive is written atomically with mode 0600 and never passes through
 a plaintext file; every failure to open is ``integrity_error`` or
-``wrong_passphrase``, never the content of the file.
+``wrong_passphrase``, never the content of the file; an existing file is never
+overwritten, and an export whose audit entry cannot be written is removed again.
 """
 
 from __future__ import annotations
@@ -26,14 +32,25 @@ import base64
 import json
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.errors import IntegrityError, WrongPassphraseError
+from app.errors import IntegrityError, InvalidInputError, WrongPassphraseError
 from app.vault import crypto, fsutil
+from app.vault.clock import iso
 from app.vault.crypto import KdfParams, Passphrase
 from app.vault.models import Note
+from app.vault.passphrase import require_strong
 from app.vault.signing import note_hash
+
+if TYPE_CHECKING:
+    from app.vault.service import VaultService
+
+# Called with the fraction done (0..1) after each step, for a progress bar.
+ProgressFn = Callable[[float], None]
+# Writes the document as a PDF to a path and returns its size (app/ui/pdf.py).
+PdfWriter = Callable[[dict[str, Any], Path], int]
 
 MAGIC = b"TACITEXP\x01"
 FORMAT = "tacit-export"
@@ -49,16 +66,20 @@ MAX_MEMORY_KIB = 4 * 1024 * 1024  # 4 GiB: more than any calibration makes
 def client_document(
     client: dict[str, Any], notes: list[Note], addenda: Callable[[str], list[Any]],
     signature: Callable[[str], Any], *, exported_at: str, include_psychotherapy: bool,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The export document. ``addenda(note_id)`` and ``signature(note_id)`` come from the
-    vault (``VaultService.addenda`` / ``note_signature``)."""
+    vault (``VaultService.addenda`` / ``note_signature``); ``progress`` gets the fraction
+    of notes done."""
     out = []
-    for note in notes:
+    for number, note in enumerate(notes, 1):
         doc = note.to_dict()
         sig = signature(note.id)
         doc["signature"] = None if sig is None else sig.to_dict()
         doc["addenda"] = [a.to_dict() for a in addenda(note.id)]
         out.append(doc)
+        if progress is not None:
+            progress(number / len(notes))
     return {
         "format": DOC_FORMAT, "version": VERSION, "exported_at": exported_at,
         "includes_psychotherapy_notes": include_psychotherapy,
@@ -96,9 +117,13 @@ def _aad(header: bytes) -> bytes:
 
 def write_archive(
     path: Path, document: dict[str, Any], passphrase: Passphrase,
-    params: KdfParams | None = None,
+    params: KdfParams | None = None, progress: ProgressFn | None = None,
 ) -> int:  # fmt: skip
-    """Encrypt ``document`` to ``path`` (atomically, 0600). Returns the file's size."""
+    """Encrypt ``document`` to ``path`` (atomically, 0600). Returns the file's size.
+    ``progress`` gets the fraction done after each step (the key derivation is most of
+    the time). Raises StorageError."""
+    report = progress or _ignore
+    report(0.0)
     params = params or crypto.new_creation_params()
     salt = crypto.random_bytes(crypto.SALT_BYTES)
     header = json.dumps(
@@ -107,14 +132,101 @@ def write_archive(
         sort_keys=True, separators=(",", ":"),
     ).encode()  # fmt: skip
     key = _key(passphrase, salt, params)
+    report(0.7)
     try:
         plaintext = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         nonce, ciphertext = crypto.seal(key, plaintext, _aad(header))
     finally:
         key.wipe()
+    report(0.8)
     data = MAGIC + struct.pack(">I", len(header)) + header + nonce + ciphertext
     fsutil.atomic_write(path, data)
+    report(1.0)
     return len(data)
+
+
+def _ignore(_fraction: float) -> None:
+    return None
+
+
+def _part(progress: ProgressFn | None, low: float, high: float) -> ProgressFn:
+    if progress is None:
+        return _ignore
+    return lambda fraction: progress(low + (high - low) * max(0.0, min(1.0, fraction)))
+
+
+# -- the one export procedure (CLI and app) ------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ExportReport:
+    file: Path
+    notes: int
+    bytes: int
+    format: str  # "archive" or "pdf"
+    psychotherapy_notes: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": str(self.file), "notes": self.notes, "bytes": self.bytes,
+                "format": self.format, "psychotherapy_notes": self.psychotherapy_notes}  # fmt: skip
+
+
+def check_destination(out: Path) -> None:
+    """Refuse a file that exists or a folder that does not (before asking for anything).
+    Raises InvalidInputError."""
+    if out.exists():
+        raise InvalidInputError(f"{out.name} exists; choose a new file name")
+    if not out.parent.is_dir():
+        raise InvalidInputError(f"{out.parent} is not a folder")
+
+
+def export_client(
+    svc: VaultService, client_id: str, out: Path, *, passphrase: Passphrase | None = None,
+    pdf_writer: PdfWriter | None = None, include_psychotherapy: bool = False,
+    progress: ProgressFn | None = None,
+) -> ExportReport:  # fmt: skip
+    """Export a client's designated record set to ``out``: an encrypted archive with
+    ``passphrase`` (strength-checked), or a PDF through ``pdf_writer`` — plaintext, so
+    the caller must have the user's explicit consent. Exactly one of the two is given.
+    Psychotherapy notes only with ``include_psychotherapy``. The export is audited
+    (``export``, counts only); if that entry cannot be written the file is removed.
+    ``progress`` gets the fraction done. Raises InvalidInputError (an existing file, no
+    folder, neither or both formats), WeakPassphraseError, NotFoundError,
+    AmbiguousIdError, VaultLockedError, StorageError."""
+    if (passphrase is None) == (pdf_writer is None):
+        raise InvalidInputError("an export is either an archive (a passphrase) or a PDF")
+    check_destination(out)
+    if passphrase is not None:
+        require_strong(passphrase)
+    report = progress or _ignore
+    report(0.0)
+    client = svc.get_client(client_id)
+    notes = svc.notes_for_release(client.id, include_psychotherapy=include_psychotherapy)
+    report(0.1)
+    document = client_document(
+        client.to_dict(), notes, svc.addenda, svc.note_signature,
+        exported_at=iso(svc.clock.now()), include_psychotherapy=include_psychotherapy,
+        progress=_part(progress, 0.1, 0.3),
+    )  # fmt: skip
+    check_destination(out)  # again: it may have appeared meanwhile
+    if passphrase is not None:
+        size = write_archive(out, document, passphrase, progress=_part(progress, 0.3, 0.95))
+        detail = f"archive, {len(notes)} notes"
+    elif pdf_writer is not None:
+        size = pdf_writer(document, out)
+        detail = f"pdf plaintext, {len(notes)} notes"
+    else:  # refused above; kept so no path writes without a format
+        raise InvalidInputError("an export is either an archive (a passphrase) or a PDF")
+    report(0.95)
+    if include_psychotherapy:
+        detail += ", psychotherapy notes included"
+    try:  # an export that cannot be audited does not stay
+        svc.record_event("export", record_type="client", record_id=client.id,
+                         client_id=client.id, detail=detail)  # fmt: skip
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    report(1.0)
+    return ExportReport(out, len(notes), size, "archive" if passphrase is not None else "pdf",
+                        include_psychotherapy)  # fmt: skip
 
 
 def read_archive(path: Path, passphrase: Passphrase) -> dict[str, Any]:
