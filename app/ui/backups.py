@@ -17,7 +17,10 @@ Invariants:
   internal disk); Settings creates only the suggested ``default_backup_dir()``;
 - errors are shown by their stable code in our own words, never with the text of an
   exception (an OS message, a path);
-- the settings live in the vault; nothing of them reaches the preferences file.
+- the settings live in the vault; nothing of them reaches the preferences file;
+- a running backup's progress (``create_backup(progress=...)``, called in the worker)
+  reaches the UI thread only through a queued signal, tagged with the run it belongs
+  to: a fraction from a run cut off by a lock is dropped.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from app.errors import InvalidInputError, TacitError
 from app.ui.ops import OpRunner
 from app.ui.qt import (
     QCheckBox,
+    QCoreApplication,
+    QEvent,
     QFileDialog,
     QFormLayout,
     QFrame,
@@ -43,15 +48,15 @@ from app.ui.qt import (
     QLineEdit,
     QObject,
     QPushButton,
-    QSettings,
     QSpinBox,
     QTimer,
+    QVBoxLayout,
     QWidget,
     Signal,
 )
 from app.ui.syncing import ago
-from app.ui.widgets import MessageLabel, named
-from app.vault.backup import BackupReport, create_backup, default_backup_dir
+from app.ui.widgets import MessageLabel, ProgressPanel, named, private_file_dialog
+from app.vault.backup import BackupReport, ProgressFn, create_backup, default_backup_dir
 from app.vault.backupfolder import check_folder, list_backups, prune_backups
 from app.vault.clock import Clock
 from app.vault.fsutil import private_dir
@@ -213,18 +218,33 @@ class _Done:
     removed: int
 
 
+class _ProgressRelay(QObject):
+    """Lives on the UI thread; the worker emits through it, so delivery is queued."""
+
+    changed = Signal(int, float)  # the run (a generation), the fraction done
+
+
 class BackupDriver(QObject):
     status_changed = Signal(object)  # BackupStatus
     backed_up = Signal(object)  # BackupReport
+    progress_changed = Signal(float)  # a running backup's fraction done (UI thread)
+    # The same for the backup at quit, while the UI thread waits for it (see there).
+    quit_progress = Signal(float)
 
     def __init__(
-        self, vault: VaultService, *, backup: BackupFn = create_backup,
+        self, vault: VaultService, *, backup: BackupFn | None = None,
         schedule: BackupSchedule | None = None, poll_ms: int = POLL_MS,
         parent: QObject | None = None,
     ) -> None:  # fmt: skip
         super().__init__(parent)
         self._vault = vault
-        self._backup = backup
+        # The default reports its progress; an injected one (tests) need not.
+        self._backup = backup if backup is not None else self._create_backup
+        self._relay = _ProgressRelay(self)
+        self._relay.changed.connect(self._on_progress)
+        self._run = 0  # bumped per backup and at stop(): older progress is dropped
+        self.fraction: float | None = None  # of the backup running now
+        self._progress_fn: ProgressFn = lambda _fraction: None  # set per job, in the worker
         self.schedule = schedule or BackupSchedule(vault.clock)
         self.runner = OpRunner(self, max_threads=1)
         self.timer = QTimer(self)
@@ -258,6 +278,8 @@ class BackupDriver(QObject):
 
     def stop(self) -> None:
         """The vault is locking: nothing more runs; results in flight are dropped."""
+        self._run += 1
+        self.fraction = None
         self.timer.stop()
         self.schedule.stop()
         self.runner.cancel_all()
@@ -314,8 +336,11 @@ class BackupDriver(QObject):
             ticket = self.schedule.begin()
             if ticket is not None:
                 self._job = "backup"
+                self._run += 1
+                self.fraction = 0.0
                 keep = self.settings.keep
-                self.runner.run(lambda: self._backup_job(folder, vault_id, keep),
+                run = self._run
+                self.runner.run(lambda: self._backup_job(folder, vault_id, keep, run),
                                 lambda done: self._backup_done(ticket, done),
                                 lambda error: self._backup_failed(ticket, error))  # fmt: skip
             elif self._next_scan is not None and now >= self._next_scan:
@@ -330,9 +355,19 @@ class BackupDriver(QObject):
         backups = list_backups(folder, vault_id)
         return backups[0].created_at if backups else None
 
-    def _backup_job(self, folder: Path, vault_id: str, keep: int) -> _Done:
-        """In the worker: check the folder, back up, keep the newest ``keep``."""
+    def _create_backup(self, vault: VaultService, folder: Path) -> BackupReport:
+        """The default backup: ``create_backup`` reporting to the running backup."""
+        return create_backup(vault, folder, progress=self._progress_fn)
+
+    def _backup_job(
+        self, folder: Path, vault_id: str, keep: int, run: int = 0,
+        progress: ProgressFn | None = None,
+    ) -> _Done:  # fmt: skip
+        """In the worker: check the folder, back up, keep the newest ``keep``. Progress
+        goes to ``progress``, else through the queued relay tagged with ``run``."""
         check_folder(folder)  # never let create_backup make a missing folder again
+        relay = self._relay
+        self._progress_fn = progress or (lambda fraction: relay.changed.emit(run, fraction))
         try:
             report = self._backup(self._vault, folder)
         except InvalidInputError as exc:
@@ -347,6 +382,13 @@ class BackupDriver(QObject):
             log.warning("old backups could not be pruned: %s", exc.code)
             return _Done(report, None, removed)
         return _Done(report, backups[0].created_at if backups else None, removed)
+
+    def _on_progress(self, run: int, fraction: float) -> None:
+        """On the UI thread: a running backup's fraction (dropped if not the current)."""
+        if run != self._run or self._job != "backup":
+            return
+        self.fraction = max(0.0, min(1.0, fraction))
+        self.progress_changed.emit(self.fraction)
 
     def _scan_done(self, newest: datetime | None) -> None:
         self._job = None
@@ -367,7 +409,7 @@ class BackupDriver(QObject):
         self._refresh()
 
     def _backup_done(self, ticket: tuple[int, int], done: _Done) -> None:
-        self._job = None
+        self._job, self.fraction = None, None
         if not self.schedule.finish(ticket, True, done.newest):
             return
         self._code, self._scanned = None, True
@@ -376,7 +418,7 @@ class BackupDriver(QObject):
         self._refresh()
 
     def _backup_failed(self, ticket: tuple[int, int], error: TacitError) -> None:
-        self._job = None
+        self._job, self.fraction = None, None
         if not self.schedule.finish(ticket, False):
             return
         log.info("automatic backup did not complete: %s", error.code)  # never a message
@@ -400,19 +442,30 @@ class BackupDriver(QObject):
         self.runner.wait(timeout_ms)  # a scan or backup running now ends first
         finished = threading.Event()
         outcome: list[object] = []
+        latest = [0.0]  # written by the worker, read here (a float: no lock needed)
+
+        def note(fraction: float) -> None:
+            latest[0] = fraction
 
         def job() -> None:
             try:
-                outcome.append(self._backup_job(folder, vault_id, self.settings.keep))
+                outcome.append(self._backup_job(folder, vault_id, self.settings.keep,
+                                                progress=note))  # fmt: skip
             except Exception as exc:  # reported by its code below, never its text
                 outcome.append(exc)
             finally:
                 finished.set()
 
         self.runner.run(job, lambda _r: None, lambda _e: None)
-        if not finished.wait(max(0.0, deadline - time.monotonic())):
-            log.warning("the backup at quit took too long; quitting without waiting")
-            return False
+        # The UI thread waits here (no event loop runs: nothing else may start during
+        # quit), so progress is handed over directly every tenth of a second.
+        self.quit_progress.emit(0.0)
+        while not finished.wait(max(0.0, min(0.1, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                log.warning("the backup at quit took too long; quitting without waiting")
+                return False
+            self.quit_progress.emit(latest[0])
+        self.quit_progress.emit(latest[0])
         if outcome and isinstance(outcome[0], _Done):
             return True
         error = outcome[0] if outcome else None
@@ -486,12 +539,36 @@ class BackupBanner(QFrame):
         row.addWidget(self.settings_button)
         self.status_label = named(QLabel(self), "Backup status")
         self.status_label.setObjectName("backupStatus")
+        # A running backup's bar and time left, in the status bar beside the status.
+        self.progress = ProgressPanel(self)
+        self.progress.setObjectName("backupProgress")
+        layout = self.progress.layout()
+        if isinstance(layout, QVBoxLayout):  # one line: the caption, then the bar
+            layout.setDirection(QVBoxLayout.Direction.LeftToRight)
+        self.progress.bar.setMaximumWidth(140)
+        self.progress.bar.setAccessibleName("Backup progress")
         self.hide()
 
     def attach(self, driver: BackupDriver) -> None:
         self.driver = driver
         driver.status_changed.connect(self.show_status)
+        driver.progress_changed.connect(self.show_progress)
+        driver.quit_progress.connect(self.show_quit_progress)
         self.show_status(driver.status)
+
+    def show_progress(self, fraction: float) -> None:
+        if self.progress.busy:
+            self.progress.report(fraction)
+
+    def show_quit_progress(self, fraction: float) -> None:
+        """The backup at quit: the UI thread is waiting for it, so the bar is laid out
+        and painted here and now (only layout and paint events are delivered)."""
+        if not self.progress.busy:
+            self.progress.set_busy(True, "Backing up before quitting…")
+            self.status_label.hide()
+        self.progress.show_fraction(fraction)
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+        self.window().repaint()
 
     def _back_up_now(self) -> None:
         if self.driver is not None:
@@ -505,24 +582,10 @@ class BackupBanner(QFrame):
         self.now_button.setVisible(status.error_code != BackupKeyMissingError.code)
         self.now_button.setEnabled(status.state != "running")
         self.status_label.setText(self.driver.text())
-
-
-_QT_DIALOG_KEYS = ("FileDialog/history", "FileDialog/lastVisited")
-
-
-def _qt_dialog_memory() -> dict[str, object]:
-    qt = QSettings(QSettings.Scope.UserScope, "QtProject")
-    return {key: qt.value(key) for key in _QT_DIALOG_KEYS if qt.contains(key)}
-
-
-def _restore_qt_dialog_memory(memory: dict[str, object]) -> None:
-    qt = QSettings(QSettings.Scope.UserScope, "QtProject")
-    for key in _QT_DIALOG_KEYS:
-        if key in memory:
-            qt.setValue(key, memory[key])
-        else:
-            qt.remove(key)
-    qt.sync()
+        running = status.state == "running"
+        if running != self.progress.busy:
+            self.progress.set_busy(running, "Backing up…")
+        self.status_label.setVisible(not running)  # the panel's caption says it then
 
 
 class BackupGroup(QGroupBox):
@@ -582,14 +645,10 @@ class BackupGroup(QGroupBox):
         the folders it visited to Qt's own settings file (QtProject.conf) when it goes;
         what was there before is put back then, so the path stays in the vault only."""
         start = self.folder.text() or str(Path.home())
-        dialog = QFileDialog(self, "Tacit — Backup folder", start)
+        dialog = private_file_dialog(self, "Tacit — Backup folder", start)
         dialog.setFileMode(QFileDialog.FileMode.Directory)
         dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        dialog.setHistory([])
-        memory = _qt_dialog_memory()
-        dialog.destroyed.connect(lambda *_: _restore_qt_dialog_memory(memory))
         dialog.fileSelected.connect(self.set_folder)
-        dialog.finished.connect(lambda _result: dialog.deleteLater())
         dialog.open()
         return dialog
 

@@ -1,6 +1,6 @@
 """``ExportDialog``: export one client's record for a records request (Client pane ▸
-Export record…), and ``ProgressPanel``, the progress bar with time remaining that the
-backup dialogs share.
+Export record…). Its progress bar with the time left is ``app.ui.widgets.ProgressPanel``
+(shared with the backup, verify and import dialogs).
 
 The dialog offers the two formats of ``tacit export client``: an **encrypted archive**
 with its own passphrase (confirmation and the strength meter; the vault's policy again
@@ -18,7 +18,6 @@ with the main window, and the result of an export still running is then dropped)
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from app.errors import TacitError
@@ -35,8 +34,6 @@ from app.ui.qt import (
     QLabel,
     QLineEdit,
     QMessageBox,
-    QObject,
-    QProgressBar,
     QPushButton,
     QRadioButton,
     Qt,
@@ -44,9 +41,9 @@ from app.ui.qt import (
     QWidget,
     Signal,
 )
-from app.ui.widgets import MessageLabel, named, wipe_widgets
+from app.ui.widgets import MessageLabel, named, private_file_dialog, wipe_widgets
+from app.ui.widgets import ProgressPanel as ProgressPanel  # its old home: re-exported
 from app.vault import export as record_export
-from app.vault.clock import human_duration
 from app.vault.crypto import Passphrase
 from app.vault.service import VaultService
 
@@ -59,64 +56,6 @@ PROCESS_HINT = (
     "Psychotherapy notes are kept apart from the record and are not part of a records "
     "release unless you include them."
 )
-
-
-class _ProgressRelay(QObject):
-    """Lives on the UI thread; a worker emits through it, so delivery is queued."""
-
-    changed = Signal(float)
-
-
-class ProgressPanel(QWidget):
-    """A determinate progress bar with a caption and the time left (from the rate so
-    far, once half a second has passed). ``report`` may be called from any thread."""
-
-    STEPS = 1000
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.caption = QLabel(self)
-        self.bar = named(QProgressBar(self), "Progress")
-        self.bar.setRange(0, self.STEPS)
-        self.bar.setTextVisible(True)
-        self._relay = _ProgressRelay(self)
-        self._relay.changed.connect(self._show)
-        self._label = ""
-        self._started = time.monotonic()
-        self.busy = False
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.caption)
-        layout.addWidget(self.bar)
-        self.hide()
-
-    def set_busy(self, busy: bool, message: str = "") -> None:
-        """The ``BusyIndicator`` of ``OpRunner``: starts at 0 % with ``message``."""
-        self.busy = busy
-        if busy:
-            self._label = message
-            self._started = time.monotonic()
-            self.bar.setValue(0)
-            self.caption.setText(message)
-        self.setVisible(busy)
-
-    def report(self, fraction: float) -> None:
-        """The progress callback handed to the vault code (worker thread)."""
-        self._relay.changed.emit(float(fraction))
-
-    def _show(self, fraction: float) -> None:
-        fraction = max(0.0, min(1.0, fraction))
-        self.bar.setValue(round(fraction * self.STEPS))
-        elapsed = time.monotonic() - self._started
-        text = self._label
-        if 0.0 < fraction < 1.0 and elapsed >= 0.5:
-            text += f" About {human_duration(elapsed / fraction * (1.0 - fraction))} left."
-        self.caption.setText(text)
-        self.bar.setAccessibleDescription(text)
-
-    @property
-    def fraction(self) -> float:
-        return self.bar.value() / self.STEPS
 
 
 class ExportDialog(QDialog):
@@ -248,7 +187,7 @@ class ExportDialog(QDialog):
 
     def choose_file(self) -> QFileDialog:
         """Qt's save dialog (window-modal, no nested event loop)."""
-        dialog = QFileDialog(self, "Tacit — Export record to", str(Path.home()))
+        dialog = private_file_dialog(self, "Tacit — Export record to", str(Path.home()))
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.setFileMode(QFileDialog.FileMode.AnyFile)
         # An existing file is refused (file_chosen), so Qt's "replace it?" is never asked.
@@ -258,7 +197,6 @@ class ExportDialog(QDialog):
         dialog.setDefaultSuffix(self._suffix.lstrip("."))
         dialog.selectFile(self.default_name())
         dialog.fileSelected.connect(self.file_chosen)
-        dialog.finished.connect(lambda _result: dialog.deleteLater())
         self.file_dialog = dialog
         dialog.open()
         return dialog

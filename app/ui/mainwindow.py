@@ -2,7 +2,8 @@
 
 Layout: client list | notes of the selected client — the record, and psychotherapy notes
 in their own section (``NotesPane``) — or search results while searching | editor.
-Every action is in a menu (File, Edit, Note, Client, View), most with a shortcut
+Every action is in a menu (File — with Import notes… and Verify a backup… —, Edit, Note,
+Client, View), most with a shortcut
 (Ctrl+N new note, Ctrl+F search, Ctrl+S save, Ctrl+L lock, Ctrl+1/2/3 focus the three
 panes, Ctrl+Shift+A the audit trail), so the whole window works from the keyboard. Sign
 & lock, addenda and signature checks are ``SigningFlow``'s; the audit trail is
@@ -32,6 +33,7 @@ from app.ui.devices_dialog import DevicesDialog
 from app.ui.dialogs import ClientDialog, ClientFields, NewNoteDialog
 from app.ui.editor import NoteEditor
 from app.ui.history import HistoryDialog
+from app.ui.import_dialog import ImportDialog
 from app.ui.models import icon
 from app.ui.notespane import NotesPane
 from app.ui.ops import OpRunner
@@ -62,6 +64,7 @@ from app.ui.search import HtmlDelegate, SearchController, SearchModel
 from app.ui.signing import SigningFlow
 from app.ui.syncing import SyncDriver, SyncStatus
 from app.ui.templates_dialog import TemplatesDialog
+from app.ui.verify_backup_dialog import VerifyBackupDialog
 from app.ui.widgets import BusyBar, named, wipe_widgets
 from app.vault.models import LockReason, RecordChanged, Template
 from app.vault.service import VaultService
@@ -109,6 +112,8 @@ class MainWindow(QMainWindow):
         self.account_dialog: AccountDialog | None = None
         self.devices_dialog: DevicesDialog | None = None
         self.conflicts_dialog: ConflictsDialog | None = None
+        self.import_dialog: ImportDialog | None = None
+        self.verify_dialog: VerifyBackupDialog | None = None
         self._tearing_down = False
         self._open_when_ready = False
         self.setWindowTitle("Tacit")
@@ -175,6 +180,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.conflicts_button)
         self.statusBar().addPermanentWidget(self.sync_label)
         self.statusBar().addPermanentWidget(self.backup_banner.status_label)
+        self.statusBar().addPermanentWidget(self.backup_banner.progress)  # while backing up
         self.statusBar().addPermanentWidget(self.idle_label)
 
         self._build_actions()
@@ -229,6 +235,8 @@ class MainWindow(QMainWindow):
         self.devices_action = self._action("&Devices…", None, self.show_devices)
         self.conflicts_action = self._action("Sync &conflicts…", None, self.show_conflicts)
         self.templates_action = self._action("Note &templates…", None, self.show_templates)
+        self.import_action = self._action("&Import notes…", None, self.show_import)
+        self.verify_backup_action = self._action("&Verify a backup…", None, self.show_verify)
         focus = [
             self._action("Go to &clients", "Ctrl+1", self.client_pane.filter.setFocus),
             self._action("Go to &notes", "Ctrl+2", self.notes_view.setFocus),
@@ -238,6 +246,9 @@ class MainWindow(QMainWindow):
         file_menu = menus.addMenu("&File")
         for action in (self.new_note_action, self.save_action, self.lock_action):
             file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.import_action)
+        file_menu.addAction(self.verify_backup_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         edit_menu = menus.addMenu("&Edit")
@@ -330,6 +341,10 @@ class MainWindow(QMainWindow):
             if dialog is not None:
                 dialog.wipe()
         self.account_dialog = self.conflicts_dialog = self.devices_dialog = None
+        for window in (self.import_dialog, self.verify_dialog):
+            if window is not None:
+                window.close()  # drops its texts and any result in flight
+        self.import_dialog = self.verify_dialog = None
         for child in self.findChildren(QWidget):
             if child.isWindow() and child is not self:
                 child.close()  # dialogs: history, client, new note, addendum, settings, audit
@@ -635,7 +650,36 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
+    def show_import(self) -> ImportDialog:
+        """File ▸ Import notes… (one dialog; a second call brings it forward)."""
+        dialog = self.import_dialog
+        if dialog is None:
+            dialog = ImportDialog(self._service, self)
+            dialog.imported.connect(lambda _report: self.client_pane.reload())
+            dialog.finished.connect(lambda _r: self._dialog_closed(dialog))
+            self.import_dialog = dialog
+            dialog.open()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def show_verify(self) -> VerifyBackupDialog:
+        """File ▸ Verify a backup… (one dialog; a second call brings it forward)."""
+        dialog = self.verify_dialog
+        if dialog is None:
+            dialog = VerifyBackupDialog(self)
+            dialog.finished.connect(lambda _r: self._dialog_closed(dialog))
+            self.verify_dialog = dialog
+            dialog.open()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
     def _dialog_closed(self, dialog: object) -> None:
+        if self.import_dialog is dialog:
+            self.import_dialog = None
+        if self.verify_dialog is dialog:
+            self.verify_dialog = None
         if self.account_dialog is dialog:
             self.account_dialog = None
         if self.devices_dialog is dialog:

@@ -218,6 +218,44 @@ def test_older_than_48_hours_warns_and_a_fresh_backup_clears_it(
     assert main.backup_banner.status_label.text() == "Backed up just now"
 
 
+def test_a_backup_from_the_banner_shows_its_progress_on_the_ui_thread(
+    qtbot, make_controller: MakeController, new_service: VaultService, clock: ManualClock,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    controller, main = open_app(qtbot, make_controller, new_service)
+    folder = tmp_path / "drive"
+    folder.mkdir()
+    configure(controller, folder, interval_hours=72)
+    run_until_quiet(qtbot, controller)
+    clock.advance(49 * HOUR)  # stale: the banner and its "Back up now" show
+    run_until_quiet(qtbot, controller)
+    banner = main.backup_banner
+    assert banner.isVisibleTo(main) and not banner.progress.busy
+    seen: list[tuple[float, bool]] = []
+    controller.backups.progress_changed.connect(
+        lambda f: seen.append((f, threading.current_thread() is threading.main_thread()))
+    )
+    shown: list[tuple[bool, bool]] = []  # (panel busy, status label hidden) while running
+    controller.backups.status_changed.connect(
+        lambda s: shown.append((banner.progress.busy, banner.status_label.isHidden()))
+        if s.state == "running" else None
+    )  # fmt: skip
+    qtbot.mouseClick(banner.now_button, LEFT)
+    assert controller.backups.busy and banner.progress.busy
+    assert banner.progress.caption.text() == "Backing up…"
+    run_until_quiet(qtbot, controller)
+    assert len(mine(new_service, folder)) == 2
+    fractions = [f for f, _ in seen]
+    assert all(on_ui for _, on_ui in seen)
+    assert any(0.0 < f < 1.0 for f in fractions) and fractions[-1] == 1.0
+    assert fractions == sorted(fractions)
+    assert shown and all(busy and hidden for busy, hidden in shown)
+    qtbot.waitUntil(lambda: banner.progress.bar.value() == banner.progress.STEPS, timeout=2000)
+    assert not banner.progress.busy and banner.progress.isHidden()  # done: the status again
+    assert banner.status_label.text() == "Backed up just now"
+    assert not banner.status_label.isHidden() and controller.backups.fraction is None
+
+
 def test_a_failure_shows_its_code_never_foreign_text(
     qtbot, make_controller: MakeController, new_service: VaultService, clock: ManualClock,
     tmp_path: Path,
@@ -310,6 +348,30 @@ def test_on_quit_a_backup_is_written_after_the_drafts_and_before_the_lock(
     assert not new_service.is_unlocked
     assert len(mine(new_service, folder)) == 2
     assert seen[-1] == (True, "draft typed just before quitting")
+
+
+def test_the_backup_at_quit_shows_its_progress_while_the_app_waits(
+    qtbot, make_controller: MakeController, new_service: VaultService, clock: ManualClock,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    controller, main = open_app(qtbot, make_controller, new_service)
+    folder = tmp_path / "drive"
+    folder.mkdir()
+    configure(controller, folder)
+    run_until_quiet(qtbot, controller)
+    banner = main.backup_banner
+    seen: list[tuple[float, int, bool, str]] = []
+    controller.backups.quit_progress.connect(
+        lambda f: seen.append((f, banner.progress.bar.value(), banner.progress.busy,
+                               banner.progress.caption.text()))
+    )  # fmt: skip
+    clock.advance(60)
+    controller.shutdown()
+    assert len(mine(new_service, folder)) == 2
+    assert seen and seen[-1][:3] == (1.0, banner.progress.STEPS, True)
+    assert all(busy and caption.startswith("Backing up before quitting") for *_, busy, caption
+               in seen)  # fmt: skip
+    assert [value for _, value, _, _ in seen] == sorted(value for _, value, _, _ in seen)
 
 
 def test_a_failed_or_slow_backup_at_quit_does_not_block_quitting(
