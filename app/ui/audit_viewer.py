@@ -51,7 +51,7 @@ from app.ui.qt import (
     QWidget,
     Signal,
 )
-from app.ui.widgets import BusyBar, MessageLabel, named, wipe_widgets
+from app.ui.widgets import BusyBar, MessageLabel, named, private_file_dialog, wipe_widgets
 from app.vault.audit import ACTIONS, AuditEntry, AuditVerdict, to_csv
 from app.vault.fsutil import atomic_write
 from app.vault.service import VaultService
@@ -460,14 +460,13 @@ class AuditWindow(QDialog):
     def choose_path(self, then: Callable[[Path], None]) -> None:
         """Ask where to save (window-modal, no nested event loop), then call ``then``."""
         today = self._service.clock.now().date().isoformat()
-        dialog = QFileDialog(self, "Tacit — Save audit trail CSV", str(Path.home()))
+        dialog = private_file_dialog(self, "Tacit — Save audit trail CSV", str(Path.home()))
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.setFileMode(QFileDialog.FileMode.AnyFile)
         dialog.setNameFilter("CSV files (*.csv)")
         dialog.setDefaultSuffix("csv")
         dialog.selectFile(f"tacit-audit-{today}.csv")
         dialog.fileSelected.connect(lambda name: then(Path(name)) if name else None)
-        dialog.finished.connect(lambda _result: dialog.deleteLater())
         dialog.open()
 
     def export_to(self, path: Path, filters: AuditFilter) -> None:

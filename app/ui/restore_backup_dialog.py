@@ -45,7 +45,7 @@ from app.ui.qt import (
     QWidget,
     Signal,
 )
-from app.ui.widgets import MessageLabel, named, wipe_widgets
+from app.ui.widgets import MessageLabel, named, private_file_dialog, wipe_widgets
 from app.vault import backup_restore
 from app.vault.backup import SUFFIX
 from app.vault.backup_restore import RestoreReport
@@ -255,12 +255,11 @@ class RestoreBackupDialog(QDialog):
     # -- the file ----------------------------------------------------------------------
     def choose_file(self) -> QFileDialog:
         """Qt's open dialog (window-modal, no nested event loop)."""
-        dialog = QFileDialog(self, "Tacit — Choose a backup", str(Path.home()))
+        dialog = private_file_dialog(self, "Tacit — Choose a backup", str(Path.home()))
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
         dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
         dialog.setNameFilters([f"Tacit backups (*{SUFFIX})", "All files (*)"])
         dialog.fileSelected.connect(lambda name: self.path.setText(name) if name else None)
-        dialog.finished.connect(lambda _result: dialog.deleteLater())
         self.file_dialog = dialog
         dialog.open()
         return dialog
