@@ -254,15 +254,8 @@ class RestoreBackupDialog(QDialog):
 
     # -- the file ----------------------------------------------------------------------
     def choose_file(self) -> QFileDialog:
-        """Qt's open dialog (window-modal, no nested event loop)."""
-        dialog = private_file_dialog(self, "Tacit — Choose a backup", str(Path.home()))
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-        dialog.setNameFilters([f"Tacit backups (*{SUFFIX})", "All files (*)"])
-        dialog.fileSelected.connect(lambda name: self.path.setText(name) if name else None)
-        self.file_dialog = dialog
-        dialog.open()
-        return dialog
+        self.file_dialog = choose_backup_file(self, self.path)
+        return self.file_dialog
 
     # -- restore -----------------------------------------------------------------------
     def restore(self) -> None:
@@ -367,3 +360,16 @@ class RestoreBackupDialog(QDialog):
             self.file_dialog = None
         self.new_form.clear()
         wipe_widgets(self)
+
+
+def choose_backup_file(parent: QWidget, field: QLineEdit) -> QFileDialog:
+    """Qt's open dialog for a backup file (window-modal, no nested event loop, no path
+    left behind); the chosen file goes into ``field``. The restore wizard and the verify
+    dialog both use it."""
+    dialog = private_file_dialog(parent, "Tacit — Choose a backup", str(Path.home()))
+    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
+    dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+    dialog.setNameFilters([f"Tacit backups (*{SUFFIX})", "All files (*)"])
+    dialog.fileSelected.connect(lambda name: field.setText(name) if name else None)
+    dialog.open()
+    return dialog

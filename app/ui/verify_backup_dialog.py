@@ -35,10 +35,9 @@ from app.ui.qt import (
     QVBoxLayout,
     QWidget,
 )
-from app.ui.restore_backup_dialog import restore_error
-from app.ui.widgets import MessageLabel, ProgressPanel, named, private_file_dialog, wipe_widgets
+from app.ui.restore_backup_dialog import choose_backup_file, restore_error
+from app.ui.widgets import MessageLabel, ProgressPanel, named, wipe_widgets
 from app.vault import backup_restore
-from app.vault.backup import SUFFIX
 from app.vault.backup_restore import Contents
 from app.vault.crypto import Passphrase
 
@@ -139,15 +138,8 @@ class VerifyBackupDialog(QDialog):
         self._update()
 
     def choose_file(self) -> QFileDialog:
-        """Qt's open dialog (window-modal, no nested event loop)."""
-        dialog = private_file_dialog(self, "Tacit — Choose a backup", str(Path.home()))
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-        dialog.setNameFilters([f"Tacit backups (*{SUFFIX})", "All files (*)"])
-        dialog.fileSelected.connect(lambda name: self.path.setText(name) if name else None)
-        self.file_dialog = dialog
-        dialog.open()
-        return dialog
+        self.file_dialog = choose_backup_file(self, self.path)
+        return self.file_dialog
 
     def verify(self) -> None:
         if not self.verify_button.isEnabled() or self.progress.busy:
