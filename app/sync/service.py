@@ -363,14 +363,16 @@ class SyncService:
             for key in (master, derived, login_key):
                 key.wipe()
 
-    def new_key_epoch(self, password: Passphrase) -> dict[str, Any]:
+    def new_key_epoch(self, password: Passphrase, *, checked: bool = False) -> dict[str, Any]:
         """After a device was locked, wiped or removed: a new account key epoch (a key
         derived from the account password with a fresh salt, which the revoked device's
         keys cannot give), registered with the server (which signs out every other
         session of the account, so the other devices sign in again and derive it), and
-        a new items key wrapped under it. Raises WrongPassphraseError, NotSignedInError,
-        an ApiError, OfflineError, TlsError."""
-        self._check_password(password)
+        a new items key wrapped under it (``checked``: the server has just verified the
+        password, as a removal's full re-authentication does). Raises
+        WrongPassphraseError, NotSignedInError, an ApiError, OfflineError, TlsError."""
+        if not checked:
+            self._check_password(password)
         with self._session_transport() as transport:
             for _attempt in range(3):
                 epoch = self._learn_epochs(transport, password) + 1
@@ -626,8 +628,9 @@ class SyncService:
                 master.wipe()
                 login_key.wipe()
         self.store.record("account", f"removed device {target['id']}")
+        rotated = self.new_key_epoch(password, checked=True)  # the reauth checked it
         return {"id": shown["id"], "name": shown["name"], "last_seen": shown["last_seen_at"],
-                "state": shown.get("state"), "rotated": self.new_key_epoch(password)}  # fmt: skip
+                "state": shown.get("state"), "rotated": rotated}  # fmt: skip
 
     def rotate_keys(self) -> dict[str, Any]:
         """A new items key (app/sync/engine.py, ``rotate_items_key``): current for every

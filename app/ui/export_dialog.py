@@ -41,8 +41,7 @@ from app.ui.qt import (
     QWidget,
     Signal,
 )
-from app.ui.widgets import MessageLabel, named, private_file_dialog, wipe_widgets
-from app.ui.widgets import ProgressPanel as ProgressPanel  # its old home: re-exported
+from app.ui.widgets import MessageLabel, ProgressPanel, named, private_file_dialog, wipe_widgets
 from app.vault import export as record_export
 from app.vault.crypto import Passphrase
 from app.vault.service import VaultService

@@ -25,7 +25,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.errors import TacitError
-from app.ui.export_dialog import ProgressPanel
 from app.ui.ops import OpRunner
 from app.ui.passphrase_form import PassphraseForm
 from app.ui.qt import (
@@ -45,7 +44,7 @@ from app.ui.qt import (
     QWidget,
     Signal,
 )
-from app.ui.widgets import MessageLabel, named, private_file_dialog, wipe_widgets
+from app.ui.widgets import MessageLabel, ProgressPanel, named, private_file_dialog, wipe_widgets
 from app.vault import backup_restore
 from app.vault.backup import SUFFIX
 from app.vault.backup_restore import RestoreReport

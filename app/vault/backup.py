@@ -289,6 +289,45 @@ def _read_exact(f: BinaryIO, n: int) -> bytes:
     return data
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    size: int
+    header: bytes  # the encoded header
+    raw_body_len: bytes
+    body_len: int
+
+
+def _read_layout(f: BinaryIO) -> _Layout:
+    """Read and check a backup's frame up to its body: magic, header, body length, and
+    that the file is exactly as long as they say. Raises IntegrityError."""
+    size = os.fstat(f.fileno()).st_size
+    if size < _PREFIX.size + _BODY_LEN.size + _TRAILER:
+        raise IntegrityError("the backup is truncated")
+    magic, header_len = _PREFIX.unpack(_read_exact(f, _PREFIX.size))
+    if magic != MAGIC:
+        raise IntegrityError("this is not a Tacit backup")
+    if header_len > MAX_HEADER_BYTES:
+        raise IntegrityError("the backup header is damaged")
+    encoded = _read_exact(f, header_len)
+    raw_len = _read_exact(f, _BODY_LEN.size)
+    (body_len,) = _BODY_LEN.unpack(raw_len)
+    if size != _PREFIX.size + header_len + _BODY_LEN.size + body_len + _TRAILER:
+        raise IntegrityError("the backup is truncated or has bytes added")
+    return _Layout(size, encoded, raw_len, body_len)
+
+
+def read_header(path: Path) -> tuple[BackupHeader, int]:
+    """A backup's header and file size, its frame checked but not its checksum or MAC
+    (listing a folder: ``read_backup`` and verify do the rest). Raises IntegrityError,
+    UnsupportedVersionError, StorageError."""
+    try:
+        with path.open("rb") as f:
+            layout = _read_layout(f)
+    except OSError as exc:
+        raise StorageError(f"cannot read {path.name}: {exc.strerror}") from None
+    return _decode_header(layout.header), layout.size
+
+
 def read_backup(
     path: Path, body_dest: Path | None = None, progress: ProgressFn | None = None
 ) -> ParsedBackup:
@@ -304,20 +343,9 @@ def read_backup(
     except OSError as exc:
         raise StorageError(f"cannot read {path.name}: {exc.strerror}") from None
     with f:
-        size = os.fstat(f.fileno()).st_size
-        if size < _PREFIX.size + _BODY_LEN.size + _TRAILER:
-            raise IntegrityError("the backup is truncated")
-        magic, header_len = _PREFIX.unpack(_read_exact(f, _PREFIX.size))
-        if magic != MAGIC:
-            raise IntegrityError("this is not a Tacit backup")
-        if header_len > MAX_HEADER_BYTES:
-            raise IntegrityError("the backup header is damaged")
-        encoded = _read_exact(f, header_len)
-        raw_len = _read_exact(f, _BODY_LEN.size)
-        (body_len,) = _BODY_LEN.unpack(raw_len)
-        if size != _PREFIX.size + header_len + _BODY_LEN.size + body_len + _TRAILER:
-            raise IntegrityError("the backup is truncated or has bytes added")
-        digest = hashlib.sha256(_PREFIX.pack(magic, header_len) + encoded + raw_len)
+        layout = _read_layout(f)
+        encoded, raw_len, body_len = layout.header, layout.raw_body_len, layout.body_len
+        digest = hashlib.sha256(_PREFIX.pack(MAGIC, len(encoded)) + encoded + raw_len)
         with _body_sink(body_dest) as sink:
             left = body_len
             while left:

@@ -47,26 +47,7 @@ def read_info(path: Path) -> BackupInfo:
     """The header of one backup file, checked for shape and length (not the checksum:
     ``tacit backup verify`` does that). Raises IntegrityError, UnsupportedVersionError,
     StorageError."""
-    try:
-        with path.open("rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            prefix = f.read(backup._PREFIX.size)
-            if len(prefix) != backup._PREFIX.size:
-                raise IntegrityError("the backup is truncated")
-            magic, header_len = backup._PREFIX.unpack(prefix)
-            if magic != backup.MAGIC or header_len > backup.MAX_HEADER_BYTES:
-                raise IntegrityError("this is not a Tacit backup")
-            encoded = f.read(header_len)
-            raw_len = f.read(backup._BODY_LEN.size)
-    except OSError:
-        raise StorageError(f"cannot read {path.name}") from None
-    if len(encoded) != header_len or len(raw_len) != backup._BODY_LEN.size:
-        raise IntegrityError("the backup is truncated")
-    (body_len,) = backup._BODY_LEN.unpack(raw_len)
-    expected = backup._PREFIX.size + header_len + backup._BODY_LEN.size + body_len
-    if size != expected + backup._TRAILER:
-        raise IntegrityError("the backup is truncated or has bytes added")
-    hdr = backup._decode_header(encoded)  # the one header parser
+    hdr, size = backup.read_header(path)  # the one frame reader and header parser
     try:
         created = datetime.fromisoformat(hdr.created_at)
     except ValueError:

@@ -194,7 +194,7 @@ def test_closing_forgets_what_was_typed(qtbot, main: MainWindow, tmp_path: Path)
 
 
 def test_progress_panel_shows_time_left(qtbot) -> None:
-    from app.ui.export_dialog import ProgressPanel
+    from app.ui.widgets import ProgressPanel
 
     panel = ProgressPanel()
     qtbot.addWidget(panel)
