@@ -38,6 +38,8 @@ from app.cliio import (
     table,
 )
 from app.cliio import ArgParser as _Parser
+from app.clipractice import PracticeCommands, add_practice_commands
+from app.cliship import ShipCommands, add_ship_commands
 from app.clisync import SyncCommands, add_sync_commands
 from app.errors import (
     IntegrityError,
@@ -199,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     _backup_commands(cmd, sub)
     add_export_commands(cmd, sub)
     add_sync_commands(cmd, sub)
+    add_practice_commands(cmd, sub)
     add_import_commands(cmd, sub)
+    add_ship_commands(cmd, sub)
     return parser
 
 
@@ -241,7 +245,7 @@ def _client_fields(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phone")
 
 
-class Cli(SyncCommands, ExportCommands, ImportCommands):
+class Cli(SyncCommands, PracticeCommands, ExportCommands, ImportCommands, ShipCommands):
     """One invocation: parsed arguments, the service, and where output goes."""
 
     def __init__(self, args: argparse.Namespace) -> None:

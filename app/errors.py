@@ -52,6 +52,13 @@ class InvalidInputError(TacitError):
     default_message = "invalid input"
 
 
+class InviteCodeInvalidError(UsageError):
+    """A practice invite code that is not ``TP-`` and 32 base-32 characters."""
+
+    code = "invite_code_invalid"
+    default_message = "that is not a practice invite code (TP- and 32 letters and digits)"
+
+
 class WeakPassphraseError(TacitError):
     code = "weak_passphrase"
     exit_status = 2

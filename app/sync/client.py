@@ -92,9 +92,16 @@ class Session:
         )  # fmt: skip
 
 
+# The connection ended during the handshake (dropped, reset, the server restarting): the
+# network failed, not the certificate check, so "offline" (and a retry), not tls_error.
+_CUT_IN_HANDSHAKE = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+
+
 def _is_tls_failure(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
+        if isinstance(seen, _CUT_IN_HANDSHAKE):
+            return False
         if isinstance(seen, ssl.SSLError | ssl.CertificateError):
             return True
         seen = seen.__cause__ or seen.__context__
@@ -204,6 +211,17 @@ class HttpTransport:
                 self._on_tokens(fresh)  # stored before it is used
             self.session = fresh
             return fresh
+
+    def call(
+        self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
+        auth: bool = True,
+    ) -> Any:  # fmt: skip
+        """One request to a route without a typed wrapper here (practice mode's, in
+        app/sync/practice_api.py): with the session's bearer token unless ``auth`` is
+        False. Raises the route's ApiError, OfflineError, TlsError."""
+        if auth:
+            return self._authed(method, path, body=body, params=params)
+        return self._send(method, path, body=body, params=params)
 
     # -- unauthenticated -----------------------------------------------------------------
     def health(self) -> protocol.HealthResponse:

@@ -592,6 +592,11 @@ class ErrorCode(StrEnum):
     SIGNING_KEY_MISSING = "signing_key_missing"
     REAUTH_REQUIRED = "reauth_required"
     EPOCH_CONFLICT = "epoch_conflict"
+    NOT_IN_PRACTICE = "not_in_practice"
+    MEMBER_REMOVED = "member_removed"
+    PRACTICE_EXISTS = "practice_exists"
+    INVITE_INVALID = "invite_invalid"
+    STALE_KEY = "stale_key"
 
 
 class ApiError(TacitError):
@@ -799,6 +804,36 @@ class EpochConflictError(ApiError):
     default_message = "that is not the account's next key epoch; fetch the epochs again"
 
 
+class NotInPracticeError(ApiError):
+    code = ErrorCode.NOT_IN_PRACTICE
+    http_status = 404
+    default_message = "this account is not a member of a practice"
+
+
+class MemberRemovedError(ApiError):
+    code = ErrorCode.MEMBER_REMOVED
+    http_status = 403
+    default_message = "this account was removed from its practice"
+
+
+class PracticeExistsError(ApiError):
+    code = ErrorCode.PRACTICE_EXISTS
+    http_status = 409
+    default_message = "this account already belongs to a practice"
+
+
+class InviteInvalidError(ApiError):
+    code = ErrorCode.INVITE_INVALID
+    http_status = 404
+    default_message = "the invite code is unknown, used or expired"
+
+
+class StaleKeyError(ApiError):
+    code = ErrorCode.STALE_KEY
+    http_status = 409
+    default_message = "the collection has a newer key; fetch the practice again"
+
+
 ERROR_CLASSES: dict[str, type[ApiError]] = {
     cls.code: cls
     for cls in (
@@ -834,6 +869,11 @@ ERROR_CLASSES: dict[str, type[ApiError]] = {
         SigningKeyMissingError,
         ReauthRequiredError,
         EpochConflictError,
+        NotInPracticeError,
+        MemberRemovedError,
+        PracticeExistsError,
+        InviteInvalidError,
+        StaleKeyError,
     )
 }
 HTTP_STATUS: dict[str, int] = {code: cls.http_status for code, cls in ERROR_CLASSES.items()}

@@ -35,6 +35,7 @@ from app.errors import (
     DeviceLockedError,
     DeviceWipedError,
     NotSignedInError,
+    TacitError,
     UsageError,
     WrongPassphraseError,
 )
@@ -145,9 +146,13 @@ class SyncService:
     def create_account(
         self, server: str, username: str, password: Passphrase, *, ca_file: str | None = None,
         pin: str | None = None, device_name: str | None = None,
+        signup: Callable[[HttpTransport, protocol.SignupRequest], protocol.SignupResponse]
+        | None = None,
     ) -> dict[str, Any]:  # fmt: skip
-        """Sign up. Raises UsageError (already linked, bad URL or pin), WeakPassphraseError,
-        an ApiError (e.g. account_exists), OfflineError, TlsError."""
+        """Sign up. ``signup`` replaces the plain sign-up request (practice mode joins
+        with an invite in the same request). Raises UsageError (already linked, bad URL
+        or pin), WeakPassphraseError, an ApiError (e.g. account_exists), OfflineError,
+        TlsError."""
         if self.store.get("account_id") is not None:
             raise UsageError("this vault is already linked to a sync account")
         origin = self._check_server(server)
@@ -165,7 +170,7 @@ class SyncService:
                 "kdf": kdf_to_wire(params, salt), "device": self._device(device_name),
             }  # fmt: skip
             with self._transport(origin, ca_file, pin) as transport:
-                created = transport.signup(body)
+                created = signup(transport, body) if signup else transport.signup(body)
             self._link(origin, username, created["account_id"], body["kdf"], master,
                        ca_file, pin, device_name)  # fmt: skip
             # Sign-up opens no session: the signing key is registered at the first login.
@@ -258,6 +263,7 @@ class SyncService:
         if linked is None:
             self.store.enqueue_all()
         self.store.record("account", "signed in")
+        self._adopt_practice()
         return {"account_id": tokens["account_id"], "device_id": tokens["device_id"],
                 "username": username, "server": origin, "signing_key": signing,
                 "control_token_in": where}  # fmt: skip
@@ -290,6 +296,11 @@ class SyncService:
         }  # fmt: skip
 
     # -- sync --------------------------------------------------------------------------
+    def session_transport(self) -> HttpTransport:
+        """A new transport on the stored session (the caller closes it). Raises
+        NotSignedInError."""
+        return self._session_transport()
+
     def _session_transport(self) -> HttpTransport:
         server = self.store.get("server")
         session = self.sessions.load()
@@ -304,6 +315,11 @@ class SyncService:
         if raw is None:
             raise NotSignedInError()
         return SymmetricKey(bytes.fromhex(raw))
+
+    def account_keys(self) -> dict[int, SymmetricKey]:
+        """Every account key epoch's key this vault holds (1 is the sign-up's master key).
+        Raises NotSignedInError when the vault is not linked."""
+        return {1: self._master(), **self._epochs()}
 
     def _engine_for_keys(self) -> SyncEngine:
         return SyncEngine(self.store, _NoTransport(), self._master(), epochs=self._epochs())
@@ -465,7 +481,35 @@ class SyncService:
             master.wipe()
         if result.pulled:
             self.vault.sync_changed()
+        practice = self._practice_run()
+        if practice is not None:
+            extra["practice"] = practice
         return {**result.to_dict(), **extra}
+
+    def _adopt_practice(self, *, force: bool = True) -> bool:
+        """On another device of a practice member: take the member's practice keyring
+        from the server (docs/PRACTICE.md). Never raises for a network or server problem."""
+        from app.sync.practice import PracticeService
+
+        try:
+            return PracticeService(self).adopt(force=force)
+        except TacitError:
+            return False
+
+    def _practice_run(self) -> dict[str, Any] | None:
+        """After a member's sync, the practice's (docs/PRACTICE.md). Its failure is
+        reported in the result, not raised: the account's own sync has succeeded."""
+        from app.sync.practice import PracticeService
+
+        practice = PracticeService(self)
+        if practice.membership() is None and not self._adopt_practice(force=False):
+            return None
+        try:
+            return practice.sync_run()
+        except (DeviceLockedError, DeviceWipedError):
+            raise
+        except TacitError as err:
+            return {"error": err.code}
 
     # -- remote lock (docs/PROTOCOL.md, "What the client must do") -----------------------
     def _check_orders(self, transport: HttpTransport) -> None:

@@ -41,7 +41,7 @@ from app.vault.fsutil import atomic_write
 ACTIONS = (
     "unlock", "failed_unlock", "lock", "view", "list", "search", "create", "edit", "sign",
     "addendum", "verify", "export", "print", "settings_change", "passphrase_change",
-    "account", "sync", "resolve_conflict", "backup", "restore",
+    "account", "sync", "resolve_conflict", "backup", "restore", "practice",
 )  # fmt: skip
 _HEAD_KEY = "audit_head"
 _ACTION_SET = frozenset(ACTIONS)
@@ -217,9 +217,13 @@ def row_to_entry(row: tuple[Any, ...]) -> AuditEntry:
 def audit_query(
     db: Database, *, record_id: str | None = None, client_id: str | None = None,
     action: str | None = None, since: str | None = None, limit: int | None = None,
+    after_seq: int | None = None,
 ) -> list[AuditEntry]:  # fmt: skip
     where: list[str] = []
     params: list[Any] = []
+    if after_seq is not None:
+        where.append("seq > ?")
+        params.append(int(after_seq))
     if record_id is not None:
         where.append("(record_id = ? OR (record_type = 'client' AND client_id = ?))")
         params += [record_id, record_id]

@@ -9,7 +9,9 @@ What lives here:
 - Argon2id (memory-hard passphrase stretching) with a production floor and a calibration
   routine; the single switch that lets tests use weak parameters;
 - HKDF-SHA256 with purpose labels, ChaCha20-Poly1305 AEAD for key wrapping, HMAC-SHA256;
-- Ed25519 signatures (the clinician's signing key that signs notes and addenda).
+- Ed25519 signatures (the clinician's signing key that signs notes and addenda);
+- practice mode: the X25519 sealed box (``seal_to``/``open_from``, AES-256-GCM), its
+  signing domains, and invite codes with the keys derived from them.
 
 Honest limit: CPython cannot guarantee that secrets are erased from memory. ``wipe()``
 zeroes our own buffers; copies made by the interpreter or by C libraries may survive
@@ -18,6 +20,8 @@ until the memory is reused. docs/SECURITY.md says so.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -28,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self, TypeVar
 
+from argon2.exceptions import HashingError
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -35,8 +40,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from app.errors import InviteCodeInvalidError
 
 K = TypeVar("K", bound="SymmetricKey")
 
@@ -201,6 +209,20 @@ PRODUCTION_FLOOR = KdfParams(memory_kib=256 * 1024, iterations=3, parallelism=2)
 # Tiny parameters for tests and benchmarks only, behind INSECURE_TEST_KDF_ENV.
 INSECURE_TEST_PARAMS = KdfParams(memory_kib=1024, iterations=1, parallelism=1)
 MAX_ITERATIONS = 64
+# The most a file may ask of an unlock (vault header, backup): more is refused before
+# deriving, so a crafted file can neither exhaust memory nor keep Argon2id running for
+# hours. Far above what calibration makes (memory and lanes stay at the floor).
+MAX_MEMORY_KIB = 4 * 1024 * 1024
+MAX_PARALLELISM = 64
+
+
+def kdf_within_ceiling(params: KdfParams) -> bool:
+    """Whether parameters read from a file stay under the ceiling above."""
+    return (
+        params.memory_kib <= MAX_MEMORY_KIB
+        and params.iterations <= MAX_ITERATIONS
+        and params.parallelism <= MAX_PARALLELISM
+    )
 
 
 def insecure_test_kdf_enabled() -> bool:
@@ -216,16 +238,21 @@ def argon2id(passphrase: Passphrase, salt: bytes, params: KdfParams) -> Symmetri
     """Stretch a passphrase. Raises ValueError on parameters argon2 rejects."""
     if params.algorithm != "argon2id" or params.version != 19:
         raise ValueError("unsupported KDF")
-    raw = hash_secret_raw(
-        secret=passphrase.reveal(),
-        salt=salt,
-        time_cost=params.iterations,
-        memory_cost=params.memory_kib,
-        parallelism=params.parallelism,
-        hash_len=KEY_BYTES,
-        type=Type.ID,
-        version=params.version,
-    )
+    try:
+        raw = hash_secret_raw(
+            secret=passphrase.reveal(),
+            salt=salt,
+            time_cost=params.iterations,
+            memory_cost=params.memory_kib,
+            parallelism=params.parallelism,
+            hash_len=KEY_BYTES,
+            type=Type.ID,
+            version=params.version,
+        )
+    except (HashingError, OverflowError, TypeError):
+        # A salt too short, a value past 32 bits, memory it cannot allocate: parameters
+        # from a file (issue 9's fuzzing found these escaping as other exceptions).
+        raise ValueError("argon2 refused the KDF parameters") from None
     return SymmetricKey(raw)
 
 
@@ -474,3 +501,171 @@ def is_public_key(public_key: bytes) -> bool:
     except ValueError:
         return False
     return True
+
+
+# -- practice mode (appended; docs/PRACTICE.md) -------------------------------------------
+# Labels and domains of practice mode. Known-answer tests pin them; changing one breaks
+# every practice already created.
+LABEL_PRACTICE_SEAL = "tacit/v1/practice/seal"
+LABEL_INVITE_LOOKUP = "tacit/v1/practice/invite-lookup"
+LABEL_INVITE_ENVELOPE = "tacit/v1/practice/invite-envelope"
+LABEL_INVITE_PROOF = "tacit/v1/practice/invite-proof"
+# The member's practice keyring (app/sync/practice_keys.py), from an account epoch key.
+HKDF_INFO_PRACTICE_KEYRING = b"tacit/v1/practice/keyring"
+SIGN_DOMAIN_PRACTICE_MEMBER = b"tacit/v1/practice/member\x00"
+SIGN_DOMAIN_PRACTICE_GRANT = b"tacit/v1/practice/grant\x00"
+SIGN_DOMAIN_PRACTICE_ITEM = b"tacit/v1/practice/item\x00"
+SIGN_DOMAIN_PRACTICE_POLICY = b"tacit/v1/practice/policy\x00"
+SIGN_DOMAIN_PRACTICE_AUDIT = b"tacit/v1/practice/audit\x00"
+
+X25519_BYTES = 32
+SEAL_TO_VERSION = b"\x01"
+_GCM_TAG_BYTES = 16
+_SEAL_TO_OVERHEAD = len(SEAL_TO_VERSION) + X25519_BYTES + NONCE_BYTES + _GCM_TAG_BYTES
+INVITE_SECRET_BYTES = 20  # 160 bits: 32 base-32 characters
+INVITE_CODE_PREFIX = "TP-"
+_INVITE_CODE_CHARS = 32
+# Typing slips we can undo without guessing: these digits are not in the RFC 4648
+# base-32 alphabet, and each looks like exactly one letter that is.
+_INVITE_TYPOS = str.maketrans({"0": "O", "1": "I", "8": "B"})
+_BASE32_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+
+
+class PracticeEncKey(SymmetricKey):
+    """A member's X25519 private key (32 random bytes): what grants and audit entries are
+    sealed to (``seal_to``). Kept only inside the member's vault."""
+
+    __slots__ = ()
+
+    def public_key(self) -> bytes:
+        return X25519PrivateKey.from_private_bytes(self.reveal()).public_key().public_bytes_raw()
+
+
+class InviteSecret(SecretBytes):
+    """The 160-bit secret behind a one-time practice invite code. Not a SymmetricKey
+    (those are 32 bytes); the keys it yields come from ``invite_keys``."""
+
+    __slots__ = ()
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        if len(data) != INVITE_SECRET_BYTES:
+            raise ValueError("an invite secret is 20 bytes")
+        super().__init__(data)
+
+    @classmethod
+    def generate(cls, length: int = INVITE_SECRET_BYTES) -> Self:
+        return cls(secrets.token_bytes(length))
+
+
+def _x25519_shared(private: X25519PrivateKey, public_key: bytes) -> SecretBytes:
+    """The X25519 shared secret; CryptoError for a malformed or small-order point (whose
+    shared secret is all zeros: OpenSSL refuses it, and we check again)."""
+    try:
+        shared = private.exchange(X25519PublicKey.from_public_bytes(public_key))
+    except ValueError:
+        raise CryptoError("not a usable X25519 public key") from None
+    if not any(shared):
+        raise CryptoError("not a usable X25519 public key")
+    return SecretBytes(shared)
+
+
+def is_x25519_public_key(public_key: bytes) -> bool:
+    """Whether ``public_key`` is 32 bytes that yield a usable shared secret (not one of
+    the small-order points, all-zero among them, for which every exchange gives zeros)."""
+    if not isinstance(public_key, bytes) or len(public_key) != X25519_BYTES:
+        return False
+    try:
+        _x25519_shared(X25519PrivateKey.generate(), public_key).wipe()
+    except CryptoError:
+        return False
+    return True
+
+
+def _seal_to_key(shared: SecretBytes, eph_public: bytes, recipient: bytes) -> SymmetricKey:
+    try:
+        return hkdf(shared, salt=eph_public + recipient, label=LABEL_PRACTICE_SEAL)
+    finally:
+        shared.wipe()
+
+
+def seal_to(public_key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """Seal ``plaintext`` to an X25519 public key (ephemeral-static box): key =
+    HKDF-SHA256(shared, salt = eph_pub || recipient_pub, label "tacit/v1/practice/seal"),
+    AES-256-GCM with a random nonce. Returns ``0x01 || eph_pub(32) || nonce(12) ||
+    ciphertext+tag``. Raises CryptoError for a public key that is not a usable point."""
+    if not isinstance(public_key, bytes) or len(public_key) != X25519_BYTES:
+        raise CryptoError("not a usable X25519 public key")
+    ephemeral = X25519PrivateKey.generate()
+    eph_public = ephemeral.public_key().public_bytes_raw()
+    key = _seal_to_key(_x25519_shared(ephemeral, public_key), eph_public, public_key)
+    try:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        sealed = AESGCM(key.reveal()).encrypt(nonce, plaintext, aad)
+    finally:
+        key.wipe()
+    return SEAL_TO_VERSION + eph_public + nonce + sealed
+
+
+def open_from(key: PracticeEncKey, sealed: bytes, aad: bytes) -> bytes:
+    """Inverse of ``seal_to`` with the recipient's private key. Raises CryptoError when
+    anything is wrong (version, length, point, tag, key, associated data)."""
+    if (
+        not isinstance(sealed, bytes)
+        or len(sealed) < _SEAL_TO_OVERHEAD
+        or sealed[:1] != SEAL_TO_VERSION
+    ):
+        raise CryptoError("not a sealed box of a known version")
+    eph_public = sealed[1 : 1 + X25519_BYTES]
+    nonce = sealed[1 + X25519_BYTES : 1 + X25519_BYTES + NONCE_BYTES]
+    body = sealed[1 + X25519_BYTES + NONCE_BYTES :]
+    private = X25519PrivateKey.from_private_bytes(key.reveal())
+    recipient = private.public_key().public_bytes_raw()
+    box_key = _seal_to_key(_x25519_shared(private, eph_public), eph_public, recipient)
+    try:
+        return AESGCM(box_key.reveal()).decrypt(nonce, body, aad)
+    except (InvalidTag, ValueError) as exc:
+        raise CryptoError("authentication failed") from exc
+    finally:
+        box_key.wipe()
+
+
+def invite_code(secret: InviteSecret) -> str:
+    """``TP-`` and the secret in RFC 4648 base 32 (no padding: 20 bytes are 32
+    characters), uppercase, in groups of four joined by dashes."""
+    text = base64.b32encode(secret.reveal()).decode("ascii")
+    return INVITE_CODE_PREFIX + "-".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def parse_invite_code(text: str) -> InviteSecret:
+    """The secret of an invite code as a person may type it: any case, spaces or dashes
+    anywhere (or none), with or without ``TP-``, and 0/1/8 for O/I/B. Raises
+    InviteCodeInvalidError (never quoting the input)."""
+    if not isinstance(text, str) or len(text) > 200:
+        raise InviteCodeInvalidError()
+    compact = "".join(c for c in text.upper() if not c.isspace() and c not in "-_")
+    if len(compact) == _INVITE_CODE_CHARS + 2 and compact.startswith("TP"):
+        compact = compact[2:]
+    compact = compact.translate(_INVITE_TYPOS)
+    if len(compact) != _INVITE_CODE_CHARS or not set(compact) <= _BASE32_ALPHABET:
+        raise InviteCodeInvalidError()
+    try:
+        raw = base64.b32decode(compact, casefold=False)
+    except (binascii.Error, ValueError):
+        raise InviteCodeInvalidError() from None
+    return InviteSecret(raw)
+
+
+def invite_keys(secret: InviteSecret) -> tuple[str, SymmetricKey, SymmetricKey]:
+    """``(lookup, envelope key, proof key)`` of an invite: HKDF-SHA256 of the secret (empty
+    salt) with the labels ``tacit/v1/practice/invite-lookup``, ``…/invite-envelope`` and
+    ``…/invite-proof``. The lookup (hex) is all the server learns."""
+    lookup = hkdf(secret, salt=b"", label=LABEL_INVITE_LOOKUP)
+    try:
+        lookup_hex = lookup.hex()
+    finally:
+        lookup.wipe()
+    return (
+        lookup_hex,
+        hkdf(secret, salt=b"", label=LABEL_INVITE_ENVELOPE),
+        hkdf(secret, salt=b"", label=LABEL_INVITE_PROOF),
+    )

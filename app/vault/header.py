@@ -10,12 +10,15 @@ wrapped. Format (UTF-8 JSON, documented in docs/SECURITY.md):
                "ciphertext"}, "escrow": {"nonce", "ciphertext"}},
      "account": {"account_id", "device_id", "signing_public_key"},   (optional)
      "lease_days": int,                                               (optional)
+     "practice_order_key": base64,                                    (optional)
      "device_state": {"remote_lock", "last_order", "last_checkin",    (optional)
                       "max_seen", "pending_audit", "sync_control"},
      "mac": base64, "mac_locked": base64, "checksum": hex}
 
 The optional fields came with remote lock (docs/SECURITY.md, "Lost device"); a header
 without them is a header from before and opens as before (nothing was bumped).
+``practice_order_key`` (practice mode, docs/PRACTICE.md) is the practice owner's Ed25519
+public key, whose device orders this vault also obeys; under the MAC like the account.
 
 Integrity is layered so each failure has one honest name:
 - ``checksum`` (SHA-256 over the rest) catches accidental corruption -> integrity_error
@@ -65,6 +68,7 @@ ORDER_ACTIONS = ("lock", "wipe", "restore")
 MAX_PENDING_AUDIT = 100
 _MAX_TEXT = 200
 MAX_SYNC_CONTROL = 4096
+PUBLIC_KEY_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +155,7 @@ class VaultHeader:
     lease_days: int | None = None
     device: DeviceState = DeviceState()
     mac_locked: bytes = b""
+    practice_order_key: bytes | None = None  # the practice owner's order key, if any
 
     @property
     def device_locked(self) -> bool:
@@ -211,6 +216,8 @@ class VaultHeader:
             }
         if self.lease_days is not None:
             body["lease_days"] = self.lease_days
+        if self.practice_order_key is not None:
+            body["practice_order_key"] = _b64(self.practice_order_key)
         return body
 
     def _locked_bytes(self) -> bytes:
@@ -393,6 +400,11 @@ def decode(data: bytes) -> VaultHeader:
             ciphertext=_unb64(slot_doc.get("ciphertext")),
             salt=_unb64(slot_doc["salt"]) if "salt" in slot_doc else b"",
         )
+    practice_order_key: bytes | None = None
+    if "practice_order_key" in doc:
+        practice_order_key = _unb64(doc["practice_order_key"])
+        if len(practice_order_key) != PUBLIC_KEY_BYTES:
+            raise IntegrityError("vault header has a malformed practice order key")
     lease_days: int | None = None
     if "lease_days" in doc:
         lease_days = _get(doc, "lease_days", int)
@@ -411,6 +423,7 @@ def decode(data: bytes) -> VaultHeader:
         lease_days=lease_days,
         device=_decode_state(doc["device_state"]) if "device_state" in doc else DeviceState(),
         mac_locked=_unb64(doc["mac_locked"]) if "mac_locked" in doc else b"",
+        practice_order_key=practice_order_key,
     )
 
 

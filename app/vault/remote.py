@@ -132,6 +132,7 @@ class Order:
     signature: bytes
     current: bool = False
     v: int = ORDER_VERSION
+    signer: str = "account"  # or "practice": signed by the practice owner's order key
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -166,7 +167,8 @@ def verify_order(hdr: VaultHeader, order: Mapping[str, object], signature: bytes
     """Check a device order against this vault's header (works while locked). Raises
     OrderRefusedError whose ``details["reason"]`` is one of: ``no_signing_key`` (the
     vault is not linked to an account), ``malformed``, ``signature`` (not signed by the
-    account signing key: forged, or another account's), ``account``, ``device``,
+    account signing key, nor a lock order signed by the practice order key the header
+    holds: forged, or another account's), ``account``, ``device``,
     ``replayed`` (not later than the last order acted on)."""
     link = hdr.account
     if link is None:
@@ -177,8 +179,20 @@ def verify_order(hdr: VaultHeader, order: Mapping[str, object], signature: bytes
         raise _refuse("malformed", "the order is malformed") from None
     if not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
         raise _refuse("signature", "the order signature is malformed")
+    signer = "account"
     if not crypto.signature_ok(link.signing_public_key, b"", message, signature):
-        raise _refuse("signature", "the order is not signed by the account signing key")
+        # Practice mode: the practice owner may lock a member's devices (offboarding,
+        # docs/PRACTICE.md), with the key the member's vault stored when it joined. Only
+        # lock: a member's vault also holds their own records, which the owner may not
+        # destroy, and restoring is the member's own business.
+        practice = hdr.practice_order_key
+        if (
+            practice is None
+            or order["action"] != "lock"
+            or not crypto.signature_ok(practice, b"", message, signature)
+        ):
+            raise _refuse("signature", "the order is not signed by the account signing key")
+        signer = "practice"
     if order["account_id"] != link.account_id:
         raise _refuse("account", "the order is for another account")
     if order["device_id"] != link.device_id:
@@ -199,13 +213,14 @@ def verify_order(hdr: VaultHeader, order: Mapping[str, object], signature: bytes
     return Order(
         order_id=order_id, account_id=link.account_id, device_id=link.device_id,
         action=str(order["action"]), issued_at=issued_at, signature=signature,
-        current=current,
+        current=current, signer=signer,
     )  # fmt: skip
 
 
 def audit_detail(order: Order) -> str:
     """The audit entry's detail for an order (ids and times only)."""
-    return f"remote {order.action} order {order.order_id} issued {order.issued_at}"
+    by = " by the practice owner" if order.signer == "practice" else ""
+    return f"remote {order.action} order {order.order_id} issued {order.issued_at}{by}"
 
 
 def locked_header(hdr: VaultHeader, order: Order, applied_at: str) -> VaultHeader:

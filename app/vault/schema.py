@@ -15,6 +15,8 @@ checks, so a bug in Python cannot quietly rewrite the record.
 
 Version 4 adds the sync outbox and sync state (see the comment on that migration); version
 6 takes the encrypted blobs out of the outbox and lets a sync pull index notes in bulk.
+Version 8 adds the practice-mode tables (``practice_*``), which are never synced to the
+member's own account.
 """
 
 from __future__ import annotations
@@ -340,6 +342,64 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             "DELETE FROM meta WHERE key = 'sync_cursor' AND EXISTS "
             "(SELECT 1 FROM sync_refused WHERE kind IN ('template', 'signer'))",
             "DELETE FROM sync_refused WHERE kind IN ('template', 'signer')",
+        ),
+    ),
+    (
+        8,
+        # Practice mode (docs/PRACTICE.md, app/vault/practicestore.py): the member's
+        # practice state and identity keys, the collection keys granted to them, the
+        # practice items they can read, what they queued to publish, and (owner) the
+        # merged practice audit. None of these tables has a sync_queue trigger: practice
+        # data travels through the practice routes, never into the member's own
+        # account, and an export never reads them.
+        (
+            """CREATE TABLE practice_state (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) WITHOUT ROWID""",
+            """CREATE TABLE practice_keys (
+                collection_id TEXT NOT NULL,
+                key_version INTEGER NOT NULL,
+                key BLOB NOT NULL,
+                PRIMARY KEY (collection_id, key_version)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE practice_items (
+                collection_id TEXT NOT NULL,
+                item_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                body TEXT NOT NULL,
+                author TEXT NOT NULL,
+                at TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                key_version INTEGER NOT NULL,
+                PRIMARY KEY (collection_id, item_id)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX practice_items_by_kind ON practice_items (kind)",
+            """CREATE TABLE practice_outbox (
+                collection_id TEXT NOT NULL,
+                item_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                body TEXT NOT NULL,
+                at TEXT NOT NULL,
+                PRIMARY KEY (collection_id, item_id)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE practice_published (
+                collection_id TEXT NOT NULL,
+                item_id TEXT NOT NULL,
+                digest TEXT NOT NULL,
+                PRIMARY KEY (collection_id, item_id)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE practice_audit (
+                seq INTEGER PRIMARY KEY,
+                entry_id TEXT NOT NULL,
+                member TEXT NOT NULL,
+                action TEXT NOT NULL,
+                record_type TEXT NOT NULL,
+                record_id TEXT,
+                client_id TEXT,
+                at TEXT NOT NULL,
+                UNIQUE (member, entry_id)
+            )""",
         ),
     ),
 ]

@@ -71,6 +71,7 @@ from app.vault.models import (
     VaultUnlocked,
 )
 from app.vault.passphrase import require_strong
+from app.vault.practicestore import PracticeStore
 from app.vault.remote import Order, OrderResult
 from app.vault.signing import Addendum, NoteSignature, SigningStore, Verification
 from app.vault.store import RecordStore
@@ -754,14 +755,17 @@ class VaultService:
     def audit_entries(
         self, *, record_id: str | None = None, client_id: str | None = None,
         action: str | None = None, since: str | None = None, limit: int | None = None,
+        after_seq: int | None = None,
     ) -> list[AuditEntry]:  # fmt: skip
-        """Audit entries, oldest first, filtered. ``since`` is a date or ISO time.
+        """Audit entries, oldest first, filtered. ``since`` is a date or ISO time;
+        ``after_seq`` keeps entries after that sequence number (practice forwarding).
         Deferred events are written first, so the listing is complete."""
         self._require_unlocked().flush_audit()
         if self._db is None:
             raise VaultLockedError()
         return audit_query(self._db, record_id=record_id, client_id=client_id,
-                           action=action, since=since, limit=limit)  # fmt: skip
+                           action=action, since=since, limit=limit,
+                           after_seq=after_seq)  # fmt: skip
 
     def verify_audit(self) -> AuditVerdict:
         """Walk the whole chain. Never raises for a broken chain: reports it."""
@@ -825,6 +829,16 @@ class VaultService:
         if self._db is None or self._header is None:
             raise VaultLockedError()
         return SyncStore(self._db, self._audit, self._header.vault_id, self._now)
+
+    def practice_store(self) -> PracticeStore:
+        """The vault side of practice mode (app/vault/practicestore.py), for the practice
+        client while the vault is unlocked; it refuses (VaultLockedError) once the vault
+        locks. Raises VaultLockedError."""
+        self._require_unlocked()
+        db = self._db
+        if db is None:
+            raise VaultLockedError()
+        return PracticeStore(db, self._audit, self._now, lambda: self._db is db)
 
     def sync_changed(self) -> None:
         """Tell listeners that a sync applied records from elsewhere (lists refresh)."""
@@ -907,8 +921,8 @@ class VaultService:
         32 bytes, derived by the client from the master key, never taken from the server)
         and the account id go into the header with this vault's device id, so orders can
         be verified while the vault is locked. Relinking to another account drops the
-        escrow slot (it was that account's). Raises VaultLockedError, InvalidInputError,
-        StorageError."""
+        escrow slot and the practice order key (they were that account's). Raises
+        VaultLockedError, InvalidInputError, StorageError."""
         with self._header_txn():
             hdr, db_key = self._current_header()
             if not crypto.is_public_key(bytes(public_key)):
@@ -918,10 +932,29 @@ class VaultService:
             new = replace(hdr, account=header.AccountLink(account_id, self._device,
                                                           bytes(public_key)))  # fmt: skip
             if hdr.account is not None and hdr.account.account_id != account_id:
-                new = new.without_slot(header.SLOT_ESCROW)
+                # Both were that account's: its escrow slot, and its practice's order key.
+                new = replace(new.without_slot(header.SLOT_ESCROW), practice_order_key=None)
             self._write_header(keyslots.reseal(new, db_key))
             self._require_unlocked().record(
                 "account", detail="account signing key set for remote lock", now=True
+            )
+
+    def set_practice_order_key(self, public_key: bytes | None) -> None:
+        """Trust (``None``: stop trusting) lock orders signed by the practice owner's
+        Ed25519 key (docs/PRACTICE.md, "Offboarding"), besides the account's: the raw
+        public key goes into the header under its MAC, so it survives locks and header
+        rewrites and an edited file is caught at the next unlock. Needs the unlocked
+        vault. Raises VaultLockedError, InvalidInputError, StorageError."""
+        with self._header_txn():
+            hdr, db_key = self._current_header()
+            key = None if public_key is None else bytes(public_key)
+            if key is not None and not crypto.is_public_key(key):
+                raise InvalidInputError("the practice order key is not an Ed25519 public key")
+            if hdr.practice_order_key == key:
+                return
+            self._write_header(keyslots.reseal(replace(hdr, practice_order_key=key), db_key))
+            self._require_unlocked().record(
+                "account", detail=f"practice order key {'set' if key else 'removed'}", now=True
             )
 
     def verify_order(self, order: Mapping[str, object], signature: bytes) -> Order:

@@ -28,9 +28,10 @@ from app.errors import (
 from app.vault import backup, backup_restore, crypto, header, keyslots
 from app.vault.backup_restore import check_target, restore_backup, verify_backup
 from app.vault.clock import ManualClock
-from app.vault.crypto import DbKey, Passphrase
+from app.vault.crypto import DbKey, Passphrase, SymmetricKey
 from app.vault.db import connect
 from app.vault.keychain import MemoryKeychain, NoKeychain
+from app.vault.practicestore import PracticeAuditRow, PracticeRow
 from app.vault.service import VaultService
 from tests.conftest import PASSPHRASE
 
@@ -53,6 +54,12 @@ TABLES = (
     "addenda",
     "signers",
     "user_templates",
+    "practice_state",
+    "practice_keys",
+    "practice_items",
+    "practice_outbox",
+    "practice_published",
+    "practice_audit",
 )
 
 
@@ -88,6 +95,14 @@ def _populate(svc: VaultService) -> None:
             svc.add_addendum(note.id, f"{CANARIES[5]} {i}")
         svc.get_note(note.id)
     svc.add_template("Own template", "progress", ["Part one", "Part two"])
+    practice = svc.practice_store()  # practice mode's tables (schema 8) come back too
+    practice.put({"membership": "active"})
+    practice.put_key("collection-1", 1, SymmetricKey.generate())
+    body = {"text": CANARIES[2]}
+    practice.upsert_items([PracticeRow("collection-1", "item-1", "note", body, "a", "2026", 1, 1)])
+    practice.enqueue("collection-1", "item-2", "note", {"text": CANARIES[3]}, "2026-01-02")
+    practice.set_published("collection-1", "item-1", "digest")
+    practice.add_audit([PracticeAuditRow("e1", "member", "view", "note", "r", None, "2026")])
     svc.search(CANARIES[2], audit=True)
     svc.list_notes(audit=True)
     svc.flush_audit()

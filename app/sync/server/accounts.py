@@ -24,7 +24,7 @@ import uuid
 from app.sync import protocol
 from app.sync.server import crypto, devices, totp
 from app.sync.server.context import ServerContext
-from app.sync.server.db import UniqueViolation
+from app.sync.server.db import Tx, UniqueViolation
 from app.sync.server.schemas import KdfParamsIn, SignupIn
 
 FAKE_SALT_BYTES = 16
@@ -45,48 +45,50 @@ def require_kdf_floor(ctx: ServerContext, kdf: KdfParamsIn) -> None:
         )
 
 
-def signup(ctx: ServerContext, req: SignupIn) -> protocol.SignupResponse:
-    """Create an account. Raises KdfTooWeakError, InvalidRequestError (a login key that
-    is not an Ed25519 point), AccountExistsError."""
-    kdf = req.kdf
-    require_kdf_floor(ctx, kdf)
+def check_signup(ctx: ServerContext, req: SignupIn) -> None:
+    """The checks a sign-up passes before any transaction. Raises KdfTooWeakError,
+    InvalidRequestError (a login key that is not an Ed25519 point)."""
+    require_kdf_floor(ctx, req.kdf)
     if not crypto.ed25519_public_key_valid(req.login_public_key):
         raise protocol.InvalidRequestError("login_public_key is not an Ed25519 public key")
+
+
+def create_account(
+    ctx: ServerContext, tx: Tx, req: SignupIn, *, now_ms: int
+) -> protocol.SignupResponse:
+    """Insert the account, its recovery codes and first device inside the caller's
+    transaction (``check_signup`` has passed). Raises AccountExistsError; a racing
+    sign-up for the same name surfaces as UniqueViolation (the caller maps it)."""
+    kdf = req.kdf
+    if tx.one("SELECT 1 FROM accounts WHERE username = ?", (req.username,)):
+        raise protocol.AccountExistsError()
     account_id = str(uuid.uuid4())
     secret = totp.new_secret()
     codes = [crypto.new_recovery_code() for _ in range(protocol.RECOVERY_CODE_COUNT)]
-    now = ctx.now_ms()
-    try:
-        with ctx.db.transaction() as tx:
-            if tx.one("SELECT 1 FROM accounts WHERE username = ?", (req.username,)):
-                raise protocol.AccountExistsError()
-            tx.execute(
-                """INSERT INTO accounts (id, username, login_public_key, kdf_algorithm,
-                    kdf_version, kdf_memory_kib, kdf_iterations, kdf_parallelism, kdf_salt,
-                    totp_secret, totp_last_step, seq, used_bytes, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, 0, ?)""",
-                (
-                    account_id,
-                    req.username,
-                    req.login_public_key,
-                    kdf.algorithm,
-                    kdf.version,
-                    kdf.memory_kib,
-                    kdf.iterations,
-                    kdf.parallelism,
-                    kdf.salt,
-                    secret,
-                    now,
-                ),
-            )
-            tx.executemany(
-                "INSERT INTO recovery_codes (account_id, code_hash) VALUES (?, ?)",
-                [(account_id, crypto.recovery_code_hash(code)) for code in codes],
-            )
-            control = devices.upsert_device(tx, account_id, req.device, now_ms=now)
-    except UniqueViolation:
-        # Two sign-ups for one name raced; the loser sees what it would have seen later.
-        raise protocol.AccountExistsError() from None
+    tx.execute(
+        """INSERT INTO accounts (id, username, login_public_key, kdf_algorithm,
+            kdf_version, kdf_memory_kib, kdf_iterations, kdf_parallelism, kdf_salt,
+            totp_secret, totp_last_step, seq, used_bytes, created_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, 0, ?)""",
+        (
+            account_id,
+            req.username,
+            req.login_public_key,
+            kdf.algorithm,
+            kdf.version,
+            kdf.memory_kib,
+            kdf.iterations,
+            kdf.parallelism,
+            kdf.salt,
+            secret,
+            now_ms,
+        ),
+    )
+    tx.executemany(
+        "INSERT INTO recovery_codes (account_id, code_hash) VALUES (?, ?)",
+        [(account_id, crypto.recovery_code_hash(code)) for code in codes],
+    )
+    control = devices.upsert_device(tx, account_id, req.device, now_ms=now_ms)
     return {
         "account_id": account_id,
         "totp_uri": totp.provisioning_uri(
@@ -95,6 +97,19 @@ def signup(ctx: ServerContext, req: SignupIn) -> protocol.SignupResponse:
         "recovery_codes": codes,
         "control_token": control,
     }
+
+
+def signup(ctx: ServerContext, req: SignupIn) -> protocol.SignupResponse:
+    """Create an account. Raises KdfTooWeakError, InvalidRequestError (a login key that
+    is not an Ed25519 point), AccountExistsError."""
+    check_signup(ctx, req)
+    now = ctx.now_ms()
+    try:
+        with ctx.db.transaction() as tx:
+            return create_account(ctx, tx, req, now_ms=now)
+    except UniqueViolation:
+        # Two sign-ups for one name raced; the loser sees what it would have seen later.
+        raise protocol.AccountExistsError() from None
 
 
 def kdf_params(ctx: ServerContext, username: str) -> protocol.KdfParamsResponse:

@@ -26,7 +26,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.sync import protocol
-from app.sync.server import auth_routes, data_routes, device_routes, epoch_routes, web_routes
+from app.sync.server import (
+    auth_routes,
+    data_routes,
+    device_routes,
+    epoch_routes,
+    practice_routes,
+    web_routes,
+)
 from app.sync.server.context import ServerContext
 from app.sync.server.db import Database, StorageUnavailable, UniqueViolation, open_database
 from app.sync.server.middleware import BodyLimitMiddleware, CatchAllMiddleware, error_body
@@ -39,7 +46,12 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in (
         (400, "invalid_request and other client errors"),
         (401, "unauthorized, token_expired and the login failures"),
+        # Any route may answer these too (issue 9: the API fuzzer found them undeclared):
+        (403, "forbidden, device_lost, device_removed, reauth_required and the like"),
+        (404, "not_found and the other unknown-resource codes"),
+        (409, "conflict, account_exists and the other state clashes"),
         (413, "too_large / quota_exceeded"),
+        (423, "account_locked (with Retry-After)"),
         (429, "rate_limited (with Retry-After)"),
         (503, "unavailable (retry shortly)"),
     )
@@ -158,6 +170,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.include_router(data_routes.router)
     app.include_router(device_routes.router)
     app.include_router(epoch_routes.router)
+    app.include_router(practice_routes.router)
     web_routes.install(app, settings.kdf_floor)  # the /account page (no API)
     _install_openapi(app)
     return app

@@ -198,6 +198,102 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "practice mode: practices, members, invites, collections, grants, items, audit",
+        (
+            # Public keys and owner-signed statements (canonical JSON of Signed) only;
+            # every row goes with its account / practice (ON DELETE CASCADE).
+            """CREATE TABLE practices (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                owner_account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+                owner_sign_public {blob} NOT NULL,
+                owner_enc_public {blob} NOT NULL,
+                policy TEXT,
+                -- the last audit seq handed out (taken under the practice row's lock)
+                audit_seq {int} NOT NULL DEFAULT 0,
+                created_at {int} NOT NULL
+            )""",
+            # An account is in at most one practice (account_id UNIQUE).
+            # status: pending | active | removed. proof/lookup: from the join, for the owner.
+            """CREATE TABLE practice_members (
+                practice_id TEXT NOT NULL REFERENCES practices (id) ON DELETE CASCADE,
+                account_id TEXT NOT NULL UNIQUE REFERENCES accounts (id) ON DELETE CASCADE,
+                role TEXT NOT NULL,
+                email TEXT NOT NULL,
+                status TEXT NOT NULL,
+                enc_public {blob} NOT NULL,
+                sign_public {blob} NOT NULL,
+                certificate TEXT,
+                proof {blob},
+                lookup TEXT,
+                keyring {blob},
+                joined_at {int} NOT NULL,
+                removed_at {int},
+                PRIMARY KEY (practice_id, account_id)
+            )""",
+            # lookup: HKDF of the invite secret (the secret itself never reaches us);
+            # envelope: sealed by the owner's client under a key we cannot derive.
+            """CREATE TABLE practice_invites (
+                lookup TEXT PRIMARY KEY,
+                practice_id TEXT NOT NULL REFERENCES practices (id) ON DELETE CASCADE,
+                role TEXT NOT NULL,
+                email TEXT NOT NULL,
+                envelope {blob} NOT NULL,
+                created_at {int} NOT NULL,
+                expires_at {int} NOT NULL,
+                used_at {int},
+                account_id TEXT
+            )""",
+            "CREATE INDEX practice_invites_practice ON practice_invites (practice_id)",
+            # key_version: the current version; seq: the last item seq handed out.
+            """CREATE TABLE practice_collections (
+                id TEXT PRIMARY KEY,
+                practice_id TEXT NOT NULL REFERENCES practices (id) ON DELETE CASCADE,
+                kind TEXT NOT NULL,
+                subject TEXT,
+                key_version INTEGER NOT NULL,
+                seq {int} NOT NULL DEFAULT 0,
+                created_at {int} NOT NULL
+            )""",
+            "CREATE INDEX practice_collections_practice ON practice_collections (practice_id)",
+            """CREATE TABLE practice_grants (
+                collection_id TEXT NOT NULL
+                    REFERENCES practice_collections (id) ON DELETE CASCADE,
+                account_id TEXT NOT NULL,
+                key_version INTEGER NOT NULL,
+                wrapped_key {blob} NOT NULL,
+                signature {blob} NOT NULL,
+                granted_at {int} NOT NULL,
+                PRIMARY KEY (collection_id, account_id, key_version)
+            )""",
+            "CREATE INDEX practice_grants_account ON practice_grants (account_id)",
+            """CREATE TABLE practice_items (
+                collection_id TEXT NOT NULL
+                    REFERENCES practice_collections (id) ON DELETE CASCADE,
+                item_id TEXT NOT NULL,
+                seq {int} NOT NULL,
+                key_version INTEGER NOT NULL,
+                ciphertext {blob} NOT NULL,
+                author_account_id TEXT NOT NULL,
+                updated_at {int} NOT NULL,
+                PRIMARY KEY (collection_id, item_id)
+            )""",
+            "CREATE INDEX practice_items_seq ON practice_items (collection_id, seq)",
+            # sealed to the owner's enc key by the author; we store and order it only.
+            """CREATE TABLE practice_audit (
+                practice_id TEXT NOT NULL REFERENCES practices (id) ON DELETE CASCADE,
+                seq {int} NOT NULL,
+                author_account_id TEXT NOT NULL,
+                entry_id TEXT NOT NULL,
+                sealed {blob} NOT NULL,
+                received_at {int} NOT NULL,
+                PRIMARY KEY (practice_id, seq),
+                UNIQUE (practice_id, author_account_id, entry_id)
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -33,7 +33,7 @@ from __future__ import annotations
 from app.sync import protocol
 from app.sync.server import crypto, devices, login, sessions
 from app.sync.server.context import ServerContext
-from app.sync.server.db import Tx, UniqueViolation
+from app.sync.server.db import Row, Tx, UniqueViolation
 from app.sync.server.devices import ACTIVE, LOCKED, LOST, REMOVED, WIPED, DeviceCaller
 from app.sync.server.schemas import OrderAckIn, SignedOrderIn, SigningKeyIn
 from app.sync.server.sessions import Principal
@@ -153,7 +153,7 @@ def post_order(
             raise protocol.ResourceNotFoundError("no such device")
         if device_id == principal.device_id:
             raise protocol.ForbiddenError("a device cannot give an order to itself")
-        issued = _check_fields(ctx, order, principal.account_id, device_id, now)
+        issued = check_order_fields(ctx, order, principal.account_id, device_id, now)
         key_row = tx.one(
             "SELECT signing_public_key FROM accounts WHERE id = ?", (principal.account_id,)
         )
@@ -163,62 +163,80 @@ def post_order(
             bytes(key_row[0]), protocol.order_message(order), req.signature
         ):
             raise protocol.OrderSignatureInvalidError()
-        seen = tx.one(
-            "SELECT 1 FROM device_orders WHERE account_id = ? AND id = ?",
-            (principal.account_id, order["order_id"]),
-        )
-        latest = tx.one(
-            "SELECT MAX(issued_at) FROM device_orders WHERE account_id = ? AND device_id = ?",
-            (principal.account_id, device_id),
-        )
-        if seen is not None or (latest and latest[0] is not None and issued <= int(latest[0])):
-            raise protocol.OrderReplayedError()
-        current = (
-            None
-            if row[1] is None
-            else tx.one(
-                "SELECT action FROM device_orders WHERE account_id = ? AND id = ?",
-                (principal.account_id, str(row[1])),
-            )
-        )
-        state, current_action = str(row[0]), None if current is None else str(current[0])
-        if state == REMOVED:
-            raise protocol.DeviceStateError("the device was removed")
-        _check_transition(order["action"], state, current_action)
-        try:
-            tx.execute(
-                """INSERT INTO device_orders (account_id, id, device_id, action, issued_at,
-                    signature, received_at, acked_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, NULL)""",
-                (
-                    principal.account_id,
-                    order["order_id"],
-                    device_id,
-                    order["action"],
-                    issued,
-                    req.signature,
-                    now,
-                ),
-            )
-        except UniqueViolation:  # pragma: no cover - the row lock makes this a lost race
-            raise protocol.OrderReplayedError() from None
-        new_state = ACTIVE if order["action"] == "restore" else LOST
-        tx.execute(
-            "UPDATE devices SET state = ?, order_id = ? WHERE account_id = ? AND id = ?",
-            (new_state, order["order_id"], principal.account_id, device_id),
-        )
-        if order["action"] in ("lock", "wipe"):
-            sessions.revoke_device(tx, principal.account_id, device_id)
-        if order["action"] == "wipe":
-            # Wipe is a crypto-shred: the server's half of the escrow slot goes too.
-            tx.execute(
-                "DELETE FROM escrow_keys WHERE account_id = ? AND device_id = ?",
-                (principal.account_id, device_id),
-            )
+        apply_order(tx, principal.account_id, device_id, row, order, issued, req.signature, now)
         return devices.get_device(tx, principal.account_id, device_id, principal.device_id)
 
 
-def _check_fields(
+def apply_order(
+    tx: Tx,
+    account_id: str,
+    device_id: str,
+    row: Row,
+    order: protocol.DeviceOrder,
+    issued: int,
+    signature: bytes,
+    now: int,
+) -> None:
+    """Queue a verified order for a device and apply its state change, inside the
+    caller's transaction. ``row`` is the device's ``(state, order_id)``, read under its
+    row lock (``one_for_update``); the signature was checked by the caller (against the
+    account signing key, or a practice owner's key). Raises OrderReplayedError and
+    DeviceStateError."""
+    seen = tx.one(
+        "SELECT 1 FROM device_orders WHERE account_id = ? AND id = ?",
+        (account_id, order["order_id"]),
+    )
+    latest = tx.one(
+        "SELECT MAX(issued_at) FROM device_orders WHERE account_id = ? AND device_id = ?",
+        (account_id, device_id),
+    )
+    if seen is not None or (latest and latest[0] is not None and issued <= int(latest[0])):
+        raise protocol.OrderReplayedError()
+    current = (
+        None
+        if row[1] is None
+        else tx.one(
+            "SELECT action FROM device_orders WHERE account_id = ? AND id = ?",
+            (account_id, str(row[1])),
+        )
+    )
+    state, current_action = str(row[0]), None if current is None else str(current[0])
+    if state == REMOVED:
+        raise protocol.DeviceStateError("the device was removed")
+    _check_transition(order["action"], state, current_action)
+    try:
+        tx.execute(
+            """INSERT INTO device_orders (account_id, id, device_id, action, issued_at,
+                signature, received_at, acked_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, NULL)""",
+            (
+                account_id,
+                order["order_id"],
+                device_id,
+                order["action"],
+                issued,
+                signature,
+                now,
+            ),
+        )
+    except UniqueViolation:  # pragma: no cover - the row lock makes this a lost race
+        raise protocol.OrderReplayedError() from None
+    new_state = ACTIVE if order["action"] == "restore" else LOST
+    tx.execute(
+        "UPDATE devices SET state = ?, order_id = ? WHERE account_id = ? AND id = ?",
+        (new_state, order["order_id"], account_id, device_id),
+    )
+    if order["action"] in ("lock", "wipe"):
+        sessions.revoke_device(tx, account_id, device_id)
+    if order["action"] == "wipe":
+        # Wipe is a crypto-shred: the server's half of the escrow slot goes too.
+        tx.execute(
+            "DELETE FROM escrow_keys WHERE account_id = ? AND device_id = ?",
+            (account_id, device_id),
+        )
+
+
+def check_order_fields(
     ctx: ServerContext, order: protocol.DeviceOrder, account_id: str, device_id: str, now: int
 ) -> int:
     """The order's issued_at in ms. Raises OrderInvalidError."""

@@ -107,6 +107,15 @@ def revoke_account_except(tx: Tx, account_id: str, keep_session_id: str) -> int:
     return len(rows)
 
 
+def revoke_account(tx: Tx, account_id: str) -> int:
+    """End every session of an account (all devices), as ``revoke_device`` does. Control
+    tokens are untouched, so the devices still hear of orders. Returns how many ended."""
+    rows = tx.all("SELECT id FROM sessions WHERE account_id = ?", (account_id,))
+    for (session_id,) in rows:
+        _revoke(tx, str(session_id))
+    return len(rows)
+
+
 def authenticate(ctx: ServerContext, access_token: str) -> Principal:
     """The principal behind an access token. Also counts the request against the
     account's rate limit and refreshes the device's last-seen time (coarsely).

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from app.sync import practice_protocol as pp
 from app.sync import protocol
 from tests.sync.server.device_helpers import (
     first_device,
@@ -26,6 +27,30 @@ from tests.sync.server.device_helpers import (
 from tests.sync.server.helpers import Account, Api, error_code, raw_public_key, weak_kdf
 
 CANARY = b"A-ONLY-CIPHERTEXT-7f3a"
+# Well-formed practice bodies (B belongs to no practice, so none gets further).
+_PRACTICE_ID = str(uuid.uuid4())
+_SIGNED = {"doc": {}, "signature": protocol.b64encode(bytes(64))}
+_INVITE = {
+    "lookup": "ab" * 32,
+    "role": "admin",
+    "email": "e@example.org",
+    "envelope": protocol.b64encode(b"envelope"),
+    "expires_at": "2026-01-05T10:00:00.000Z",
+}
+_AUDIT = {"entries": [{"entry_id": "e1", "sealed": protocol.b64encode(b"x")}]}
+_COLLECTION: dict[str, Any] = {
+    "collection_id": _PRACTICE_ID,
+    "kind": "billing",
+    "subject": None,
+    "grants": [],
+}
+_ITEMS = {"items": [{"item_id": _PRACTICE_ID, "key_version": 1, "ciphertext": ""}]}
+_GRANT = {
+    "account_id": _PRACTICE_ID,
+    "key_version": 2,
+    "wrapped_key": protocol.b64encode(b"k"),
+    "signature": protocol.b64encode(bytes(64)),
+}
 CHUNK_CANARY = b"A-ONLY-CHUNK-91c2"
 
 
@@ -84,6 +109,13 @@ def _push_item(w: World, expected: str | None) -> dict[str, Any]:
         "key_id": "b-key",
         "blob": protocol.b64encode(b"B's own bytes"),
     }
+
+
+_Body = Callable[["World"], dict[str, Any]] | None
+
+
+def _practice_case(method: str, template: str, path: str, body: _Body) -> Case:
+    return Case(method, template, lambda w: path, body=body)
 
 
 CASES = [
@@ -205,6 +237,77 @@ CASES = [
         allowed=frozenset({200}),  # B's own epoch 2: A's epochs and sessions stay
     ),
     Case("POST", "/v1/auth/logout", lambda w: protocol.PATH_AUTH_LOGOUT, allowed=frozenset({200})),
+    # Practice routes: B is in no practice, so each well-formed request is 404
+    # not_in_practice; creating one with a malformed body is refused before anything is
+    # stored. (test_practice*.py covers isolation between two practices.)
+    *(
+        _practice_case(method, template, path, body)
+        for method, template, path, body in (
+            ("GET", "/v1/practice", pp.PATH_PRACTICE, None),
+            ("PUT", "/v1/practice/policy", pp.PATH_POLICY, lambda w: {"policy": _SIGNED}),
+            ("GET", "/v1/practice/invites", pp.PATH_INVITES, None),
+            ("POST", "/v1/practice/invites", pp.PATH_INVITES, lambda w: _INVITE),
+            ("GET", "/v1/practice/keyring", pp.PATH_KEYRING, None),
+            (
+                "PUT",
+                "/v1/practice/keyring",
+                pp.PATH_KEYRING,
+                lambda w: {"keyring": protocol.b64encode(b"sealed")},
+            ),
+            ("GET", "/v1/practice/audit", pp.PATH_AUDIT, None),
+            ("POST", "/v1/practice/audit", pp.PATH_AUDIT, lambda w: _AUDIT),
+            ("POST", "/v1/practice/collections", pp.PATH_COLLECTIONS, lambda w: _COLLECTION),
+            (
+                "POST",
+                "/v1/practice/members/{account_id}/certificate",
+                pp.member_path(_PRACTICE_ID, "certificate"),
+                lambda w: {"certificate": _SIGNED},
+            ),
+            (
+                "POST",
+                "/v1/practice/members/{account_id}/remove",
+                pp.member_path(_PRACTICE_ID, "remove"),
+                lambda w: {"orders": []},
+            ),
+            (
+                "GET",
+                "/v1/practice/members/{account_id}/devices",
+                pp.member_path(_PRACTICE_ID, "devices"),
+                None,
+            ),
+            (
+                "GET",
+                "/v1/practice/collections/{collection_id}/items",
+                pp.collection_path(_PRACTICE_ID, "items"),
+                None,
+            ),
+            (
+                "POST",
+                "/v1/practice/collections/{collection_id}/items",
+                pp.collection_path(_PRACTICE_ID, "items"),
+                lambda w: _ITEMS,
+            ),
+            (
+                "POST",
+                "/v1/practice/collections/{collection_id}/grants",
+                pp.collection_path(_PRACTICE_ID, "grants"),
+                lambda w: {"grants": [_GRANT]},
+            ),
+            (
+                "POST",
+                "/v1/practice/collections/{collection_id}/rotate",
+                pp.collection_path(_PRACTICE_ID, "rotate"),
+                lambda w: {"key_version": 2, "grants": [_GRANT]},
+            ),
+        )
+    ),
+    Case(
+        "POST",
+        "/v1/practice",
+        lambda w: pp.PATH_PRACTICE,
+        body=lambda w: {"practice_id": _PRACTICE_ID},
+        allowed=frozenset({400}),
+    ),
 ]
 
 UNAUTHENTICATED = {
@@ -214,6 +317,8 @@ UNAUTHENTICATED = {
     ("POST", "/v1/auth/challenge"),
     ("POST", "/v1/auth/login"),
     ("POST", "/v1/auth/refresh"),
+    ("GET", "/v1/practice/invites/{lookup}"),  # open, IP-limited (test_practice.py)
+    ("POST", "/v1/practice/join"),
 }
 
 

@@ -8,8 +8,8 @@ import typing
 import pytest
 from pydantic import BaseModel
 
-from app.sync import protocol
-from app.sync.server import schemas
+from app.sync import practice_protocol, protocol
+from app.sync.server import practice_schemas, schemas
 from app.sync.server.items import decode_cursor, encode_cursor
 
 
@@ -137,3 +137,44 @@ def _fields(td: type) -> set[str]:
 )
 def test_server_models_match_protocol_shapes(typed_dict: type, model: type[BaseModel]) -> None:
     assert _fields(typed_dict) == set(model.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("typed_dict", "model"),
+    [
+        (practice_protocol.Signed, practice_schemas.SignedIn),
+        (practice_protocol.Signed, practice_schemas.SignedOut),
+        (practice_protocol.Certificate, practice_schemas.CertificateDoc),
+        (practice_protocol.Policy, practice_schemas.PolicyDoc),
+        (practice_protocol.Grant, practice_schemas.GrantIn),
+        (practice_protocol.Grant, practice_schemas.GrantOut),
+        (practice_protocol.Collection, practice_schemas.CollectionOut),
+        (practice_protocol.CollectionCreate, practice_schemas.CollectionCreateIn),
+        (practice_protocol.Member, practice_schemas.MemberOut),
+        (practice_protocol.PracticeView, practice_schemas.PracticeViewOut),
+        (practice_protocol.PracticeCreate, practice_schemas.PracticeCreateIn),
+        (practice_protocol.InviteCreate, practice_schemas.InviteCreateIn),
+        (practice_protocol.InviteView, practice_schemas.InviteViewOut),
+        (practice_protocol.JoinRequest, practice_schemas.JoinIn),
+        (practice_protocol.PracticeItem, practice_schemas.PracticeItemOut),
+        (practice_protocol.ItemsPage, practice_schemas.ItemsPageOut),
+        (practice_protocol.PushedItem, practice_schemas.PushedItemIn),
+        (practice_protocol.AuditEntryIn, practice_schemas.AuditEntryIn),
+        (practice_protocol.AuditEntryOut, practice_schemas.AuditEntryOut),
+        (practice_protocol.AuditPage, practice_schemas.AuditPageOut),
+        (practice_protocol.Removal, practice_schemas.RemovalOut),
+    ],
+)
+def test_server_models_match_practice_shapes(typed_dict: type, model: type[BaseModel]) -> None:
+    assert _fields(typed_dict) == set(model.model_fields)
+
+
+def test_practice_error_codes_are_pinned() -> None:
+    expected = {
+        "not_in_practice": 404,
+        "member_removed": 403,
+        "practice_exists": 409,
+        "invite_invalid": 404,
+        "stale_key": 409,
+    }
+    assert {code: protocol.HTTP_STATUS[code] for code in expected} == expected
