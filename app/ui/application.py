@@ -7,17 +7,20 @@ see ``prefs``); the vault is locked before ``run`` returns, whatever happened.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from app.ui.controller import AppController
 from app.ui.models import icon
 from app.ui.prefs import PreferenceStore
-from app.ui.qt import QApplication, QSettings
+from app.ui.qt import QApplication, QSettings, QTimer
 from app.vault.service import VaultService
 
 ORGANIZATION = "Tacit"
 APPLICATION = "Tacit"
+# packaging/check-bundle.sh: say which window came up, then quit (a start-up probe).
+SMOKE_ENV = "TACIT_SMOKE_QUIT"
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
@@ -43,12 +46,20 @@ def default_settings() -> QSettings:
     )
 
 
+def _smoke_quit(app: QApplication) -> None:
+    shown = [w.objectName() or type(w).__name__ for w in app.topLevelWidgets() if w.isVisible()]
+    sys.stderr.write(f"tacit: smoke: showing {', '.join(shown) or 'no window'}\n")
+    app.exit(0 if shown else 1)
+
+
 def run(vault_dir: Path, argv: list[str] | None = None) -> int:
     app = create_application(argv)
     service = VaultService(vault_dir)
     controller = AppController(app, service, PreferenceStore(default_settings()))
     try:
         controller.start()
+        if os.environ.get(SMOKE_ENV) == "1":
+            QTimer.singleShot(0, lambda: _smoke_quit(app))
         code = app.exec()
     finally:
         controller.shutdown()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 
+from app import update
 from app.errors import TacitError
 from app.sync.devices import DeviceService
 from app.sync.service import SyncService
@@ -42,7 +43,8 @@ from app.ui.idle import ActivityFilter, IdleWatcher
 from app.ui.mainwindow import MainWindow
 from app.ui.ops import OpRunner
 from app.ui.orders import DeviceFactory, OrderWatcher
-from app.ui.prefs import Preferences, PreferenceStore
+from app.ui.practice_common import PracticeFactory, idle_cap, lease_cap
+from app.ui.prefs import Preferences, PreferenceStore, effective_idle_minutes
 from app.ui.qt import QApplication, QGuiApplication, QObject, QTimer, Signal
 from app.ui.session import SessionWatcher
 from app.ui.settings_dialog import SettingsDialog
@@ -81,6 +83,7 @@ class AppController(QObject):
         sync_factory: SyncFactory | None = None,
         device_factory: DeviceFactory = DeviceService,
         order_wait_s: int | None = None,
+        practice_factory: PracticeFactory | None = None,
     ) -> None:
         super().__init__()
         self.app = app
@@ -92,6 +95,11 @@ class AppController(QObject):
         self._in_lock = False
         self._started = False
         self._start_check_open = False  # the order check at start has not ended yet
+        # Practice mode: the service the Practice menu drives (tests inject a fake), and
+        # the practice policy's idle limit, read at unlock and after every sync.
+        self.practice_factory = practice_factory
+        self.idle_cap: int | None = None
+        self.lease_cap: int | None = None
         app.setQuitOnLastWindowClosed(False)  # lock closes windows; we quit explicitly
 
         self.runner = OpRunner(self)
@@ -142,7 +150,7 @@ class AppController(QObject):
             return
         self._started = True
         self.theme.apply(self.prefs.theme)
-        self.service.idle_timeout = self.prefs.idle_minutes * 60
+        self._apply_idle()
         if self._install_hooks:
             self.session.install()
             self.session.attach_window(self.unlock_window)
@@ -235,6 +243,9 @@ class AppController(QObject):
         window.quit_requested.connect(self.quit)
         window.settings_requested.connect(self.open_settings)
         window.minimized.connect(self._minimized)
+        if self.practice_factory is not None:
+            window.practice.factory = self.practice_factory
+        window.practice.state_changed.connect(self._practice_changed)
         return window
 
     def _build_spare(self) -> None:
@@ -253,7 +264,7 @@ class AppController(QObject):
         geometry = self.prefs_store.geometry("main")
         if geometry is not None:
             window.restoreGeometry(geometry)
-        window.set_idle_minutes(self.prefs.idle_minutes)
+        window.set_idle_minutes(self.idle_minutes)
         self.main_window = window
         window.show()
         window.start()
@@ -264,6 +275,12 @@ class AppController(QObject):
         self._watch_orders()  # running already, but after a first run or a restore
         self.idle.start()
         self.main_window_shown.emit()
+        if update.load_settings().enabled:  # off by default (app/update.py); once a day
+            self.runner.run(update.check_if_due, self._update_checked, lambda _error: None)
+
+    def _update_checked(self, result: update.UpdateResult | None) -> None:
+        if result is not None and result.newer and self.main_window is not None:
+            self.main_window.show_status(result.message(), 0)
 
     # -- events ------------------------------------------------------------------------
     def _on_vault_event(self, event: VaultEvent) -> None:
@@ -349,7 +366,7 @@ class AppController(QObject):
         dialog = SettingsDialog(
             self.prefs, self.apply_preferences, self.session.hooks, self.main_window,
             lease_days=lease_days, set_lease=self.set_lease if linked else None,
-            backups=self.backups,
+            backups=self.backups, idle_cap=self.idle_cap, lease_cap=self.lease_cap,
         )  # fmt: skip
         dialog.open()
         return dialog
@@ -366,11 +383,9 @@ class AppController(QObject):
         changed = prefs.validated() != self.prefs
         self.prefs = prefs.validated()
         self.prefs_store.save(self.prefs)
-        self.service.idle_timeout = self.prefs.idle_minutes * 60
+        self._apply_idle()
         self.clipboard.delay_ms = self.prefs.clipboard_seconds * 1000
         self.theme.apply(self.prefs.theme)
-        if self.main_window is not None:
-            self.main_window.set_idle_minutes(self.prefs.idle_minutes)
         if changed and self.service.is_unlocked:
             p = self.prefs
             try:
@@ -382,6 +397,26 @@ class AppController(QObject):
                 )
             except TacitError:
                 log.warning("the settings change could not be audited")
+
+    # -- the idle lock ---------------------------------------------------------------
+    @property
+    def idle_minutes(self) -> int:
+        """The idle lock in force: the preference, capped by the practice policy."""
+        return effective_idle_minutes(self.prefs.idle_minutes, self.idle_cap)
+
+    def _apply_idle(self) -> None:
+        minutes = self.idle_minutes
+        self.service.idle_timeout = minutes * 60
+        if self.main_window is not None:
+            self.main_window.set_idle_minutes(minutes)
+
+    def _practice_changed(self, status: object) -> None:
+        """The practice membership was read again (unlock, each sync, a policy change):
+        its policy's ``max_idle_minutes`` caps the idle lock, and Settings offers no
+        longer offline lease than its ``offline_lease_days`` (docs/PRACTICE.md)."""
+        self.idle_cap = idle_cap(status) if isinstance(status, dict) else None
+        self.lease_cap = lease_cap(status) if isinstance(status, dict) else None
+        self._apply_idle()
 
     # -- quit --------------------------------------------------------------------------
     def quit(self) -> None:

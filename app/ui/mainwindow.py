@@ -7,7 +7,7 @@ Client, View), most with a shortcut
 (Ctrl+N new note, Ctrl+F search, Ctrl+S save, Ctrl+L lock, Ctrl+1/2/3 focus the three
 panes, Ctrl+Shift+A the audit trail), so the whole window works from the keyboard. Sign
 & lock, addenda and signature checks are ``SigningFlow``'s; the audit trail is
-``AuditWindow``.
+``AuditWindow``; the Practice menu and its windows are ``PracticeMenu``'s.
 
 Invariants:
 - the window title is always "Tacit" — never a client name or a note title;
@@ -37,6 +37,7 @@ from app.ui.import_dialog import ImportDialog
 from app.ui.models import icon
 from app.ui.notespane import NotesPane
 from app.ui.ops import OpRunner
+from app.ui.practice_menu import PracticeMenu
 from app.ui.qt import (
     QAbstractItemView,
     QAction,
@@ -274,6 +275,8 @@ class MainWindow(QMainWindow):
         for action in (self.account_action, self.sync_now_action, self.conflicts_action,
                        self.devices_action):  # fmt: skip
             account_menu.addAction(action)
+        self.practice = PracticeMenu(self, self._clipboard, self.show_status)  # practice_menu.py
+        menus.addMenu(self.practice.menu)
 
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolbar")
@@ -337,6 +340,7 @@ class MainWindow(QMainWindow):
         audit, self.audit_window = self.audit_window, None
         if audit is not None:
             audit.wipe()
+        self.practice.wipe()
         for dialog in (self.account_dialog, self.conflicts_dialog, self.devices_dialog):
             if dialog is not None:
                 dialog.wipe()
@@ -579,6 +583,7 @@ class MainWindow(QMainWindow):
         """Show ``driver``'s status in the status bar (after unlock)."""
         self.sync = driver
         driver.status_changed.connect(self._show_sync_status)
+        self.practice.attach(driver)
         self._show_sync_status(driver.status)
 
     def attach_backups(self, driver: BackupDriver) -> None:

@@ -49,6 +49,13 @@ class Preferences:
         )
 
 
+def effective_idle_minutes(preference: int, cap: int | None) -> int:
+    """The idle lock in force: the preference, lowered to a practice policy's maximum
+    (``cap``, from ``max_idle_minutes``; None: no practice limit)."""
+    minutes = _clamp(preference, MIN_IDLE_MINUTES, MAX_IDLE_MINUTES)
+    return minutes if cap is None else max(MIN_IDLE_MINUTES, min(minutes, cap))
+
+
 def _clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
 

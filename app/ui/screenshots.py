@@ -2,9 +2,11 @@
 
 It builds a throwaway vault with fictional records only (the client "Alex Example" and a
 few others), drives the real windows offscreen and saves ``QWidget.grab()`` images:
-first-run.png, unlock.png, main-window.png, search.png, settings.png,
-main-window-dark.png, and for the clinical record: signed-note.png (a signed note with an
-addendum), history-diff.png (a revision's changes) and audit.png (the audit trail).
+first-run.png, unlock.png, restore-backup.png (the restore wizard), main-window.png,
+search.png, settings.png, main-window-dark.png, and for the clinical record:
+signed-note.png (a signed note with an addendum), history-diff.png (a revision's
+changes) and audit.png (the audit trail); and for practice mode (``practice_scenes``,
+on the fictional ``SamplePractice``): practice-schedule.png and practice-supervision.png.
 
 Invariants: it never opens the user's vault or settings — the sample vault and its
 settings file live in a temporary directory removed at the end, and the vault uses the
@@ -27,6 +29,8 @@ os.environ["TACIT_INSECURE_TEST_KDF"] = "1"  # sample data only: no real protect
 
 from app.ui.application import create_application
 from app.ui.controller import AppController
+from app.ui.mainwindow import MainWindow
+from app.ui.practice_sample import SamplePractice
 from app.ui.prefs import Preferences, PreferenceStore
 from app.ui.qt import QApplication, QFont, QFontDatabase, QSettings, QWidget
 from app.vault.clock import ManualClock
@@ -144,6 +148,9 @@ def render(out: Path, workdir: Path) -> None:
     controller = AppController(app, service, prefs, install_hooks=False)
     controller.start()
     save(controller.unlock_window, out / "unlock.png")
+    restore = controller.unlock_window.open_backup_restore()
+    save(restore, out / "restore-backup.png")
+    restore.reject()
 
     controller.unlock_window.passphrase.setText(SAMPLE_PASSPHRASE)
     controller.unlock_window.unlock()
@@ -184,11 +191,38 @@ def render(out: Path, workdir: Path) -> None:
     audit.reject()
 
     main.notes_view.selectRow(0)
+    practice_scenes(main, out)
 
     controller.apply_preferences(Preferences(theme="dark"))
     main.notes_view.selectRow(0)
     save(main, out / "main-window-dark.png")
     controller.shutdown()
+
+
+def practice_scenes(main: MainWindow, out: Path) -> None:
+    """The schedule (as the owner) and supervision (as a supervisor, a note opened)."""
+    sample = SamplePractice("owner")
+    menu = main.practice
+    menu.factory = lambda _service: sample
+    menu.refresh()
+    schedule = menu.open_schedule()
+    assert schedule is not None
+    spin_until(lambda: schedule.table.rowCount() > 0 and not schedule.is_busy)
+    schedule.resize(860, 420)
+    schedule.table.selectRow(5)
+    save(schedule, out / "practice-schedule.png")
+    schedule.reject()
+    sample.role = "supervisor"
+    menu.refresh()
+    supervision = menu.open_supervision()
+    assert supervision is not None
+    spin_until(lambda: supervision.table.rowCount() > 0 and not supervision.is_busy)
+    supervision.resize(1180, 560)
+    supervision.select("n-4")
+    supervision.open_selected()
+    spin_until(lambda: supervision.note is not None and not supervision.is_busy)
+    save(supervision, out / "practice-supervision.png")
+    supervision.reject()
 
 
 def main(argv: list[str] | None = None) -> int:

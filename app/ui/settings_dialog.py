@@ -6,7 +6,13 @@ It edits a ``Preferences`` value and hands the result to a callable on Save (the
 controller applies it to the service, the clipboard guard and the theme, and stores it).
 The offline lease is a vault setting, not a preference: a changed value goes to its own
 callable (the controller calls ``VaultService.set_lease``). So are the backup settings
-(a folder path can name the person): the group stores them in the vault itself.
+(a folder path can name the person): the group stores them in the vault itself. The
+update check (off by default) is written by ``app.update`` on Save, only when changed,
+to its own file, where ``tacit update`` reads it too.
+
+In a practice whose policy limits the idle lock (``idle_cap``, docs/PRACTICE.md), the
+idle spin box goes no higher than the limit and says so; with a policy lease
+(``lease_cap``) the offline lease cannot be switched off or set longer.
 
 Invariant: it shows and returns only non-identifying preferences — nothing about the
 vault's contents.
@@ -14,8 +20,11 @@ vault's contents.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
+from app import update
+from app.errors import TacitError
 from app.ui.backups import BackupDriver, BackupGroup
 from app.ui.prefs import (
     MAX_CLIPBOARD_SECONDS,
@@ -46,6 +55,7 @@ LEASE_TEXT = (
     "laptop opens with a known passphrase while kept offline, but it is a rule of the app, "
     "not encryption: someone able to edit its files can get around it."
 )
+UPDATES_TEXT = "Check for updates once a day (sends nothing that identifies you)"
 THEME_CHOICES = (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark"))
 
 
@@ -60,6 +70,8 @@ class SettingsDialog(QDialog):
         lease_days: int | None = None,
         set_lease: Callable[[int | None], None] | None = None,
         backups: BackupDriver | None = None,
+        idle_cap: int | None = None,
+        lease_cap: int | None = None,
     ) -> None:
         super().__init__(parent)
         self._apply = apply
@@ -72,6 +84,16 @@ class SettingsDialog(QDialog):
         self.idle.setRange(MIN_IDLE_MINUTES, MAX_IDLE_MINUTES)
         self.idle.setSuffix(" min")
         self.idle.setValue(prefs.idle_minutes)
+        self.idle_limit = QLabel(self)  # shown when the practice's policy caps the idle lock
+        self.idle_limit.setObjectName("hint")
+        self.idle_limit.setWordWrap(True)
+        self.idle_limit.hide()
+        if idle_cap is not None and idle_cap < MAX_IDLE_MINUTES:
+            self.idle.setMaximum(max(MIN_IDLE_MINUTES, idle_cap))  # lowers the value too
+            self.idle_limit.setText(
+                f"At most {self.idle.maximum()} min: limited by your practice's policy."
+            )
+            self.idle_limit.show()
         self.minimize = named(
             QCheckBox("Lock when the window is minimized", self), "Lock on minimize"
         )
@@ -88,6 +110,7 @@ class SettingsDialog(QDialog):
         security = QGroupBox("Security", self)
         form = QFormLayout(security)
         form.addRow("Lock after &idle:", self.idle)
+        form.addRow("", self.idle_limit)
         form.addRow("", self.minimize)
         form.addRow("Clear &clipboard after:", self.clipboard)
         covered = QLabel(self._lock_hooks_text(hooks or []), security)
@@ -102,6 +125,11 @@ class SettingsDialog(QDialog):
         self.lease_on.setChecked(lease_days is not None)
         self.lease.setEnabled(lease_days is not None)
         self.lease_on.toggled.connect(self.lease.setEnabled)
+        if lease_cap is not None:  # the practice's policy: on, and no longer than this
+            self.lease.setMaximum(max(1, lease_cap))
+            self.lease_on.setChecked(True)
+            self.lease_on.setEnabled(False)
+            self.lease.setEnabled(True)
         self.lease_group = QGroupBox("Offline lease", self)
         lease_form = QFormLayout(self.lease_group)
         lease_form.addRow(self.lease_on, self.lease)
@@ -109,11 +137,23 @@ class SettingsDialog(QDialog):
         lease_hint.setObjectName("hint")
         lease_hint.setWordWrap(True)
         lease_form.addRow(lease_hint)
+        if lease_cap is not None:
+            lease_limit = QLabel(
+                f"At most {self.lease.maximum()} days: required by your practice's policy.",
+                self.lease_group,
+            )
+            lease_limit.setObjectName("hint")
+            lease_form.addRow(lease_limit)
         self.lease_group.setVisible(set_lease is not None)
         self.backups = BackupGroup(backups, self) if backups is not None else None
         appearance = QGroupBox("Appearance", self)
         look = QFormLayout(appearance)
         look.addRow("&Theme:", self.theme)
+        # Not a preference: app/update.py keeps it where the CLI reads it too.
+        self._updates_on = update.load_settings().enabled
+        self.updates = named(QCheckBox(UPDATES_TEXT, self), "Check for updates")
+        self.updates.setChecked(self._updates_on)
+        look.addRow(self.updates)
 
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
@@ -156,6 +196,9 @@ class SettingsDialog(QDialog):
         if self.backups is not None and not self.backups.save():
             return  # the group says why; nothing else is applied yet
         self._apply(self.preferences())
+        if self.updates.isChecked() != self._updates_on:
+            with contextlib.suppress(OSError, TacitError):
+                update.set_enabled(self.updates.isChecked())
         if self._set_lease is not None and self.lease_choice() != self._lease_days:
             self._set_lease(self.lease_choice())
         super().accept()
