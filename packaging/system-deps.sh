@@ -15,6 +15,11 @@ PACKAGES=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3
 if [[ "${1:-}" == "--for-tests" ]]; then
     PACKAGES+=(postgresql chromium)
 fi
+# The desktop bundle (make package) carries the X11 libraries Qt's xcb plugin needs, and
+# PyInstaller reads binaries with binutils' objdump.
+if [[ "${1:-}" == "--for-package" ]]; then
+    PACKAGES+=(libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 binutils)
+fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "system-deps: not a Debian-like system; install Qt's runtime libraries," \

@@ -61,6 +61,22 @@ def is_os_keychain(backend: object) -> bool:
     return any(name == m or name.startswith(m + ".") for m in OS_KEYCHAIN_BACKENDS)
 
 
+def describe_backend() -> tuple[str, bool]:
+    """The configured keyring backend's name and whether it counts as an OS keychain,
+    for ``tacit selftest``: names only; nothing is read from it or stored in it."""
+    try:
+        import keyring
+
+        backend = keyring.get_keyring()
+    except Exception:
+        return "keyring failed to load", False
+    chained = getattr(backend, "backends", None) or ()
+    name = type(backend).__module__.removeprefix("keyring.backends.")
+    if chained:
+        name += " (" + ", ".join(type(b).__module__.split(".")[-1] for b in chained) + ")"
+    return name, is_os_keychain(backend)
+
+
 class OsKeychain:
     """The platform keychain through ``keyring``'s configured backend."""
 
