@@ -199,12 +199,12 @@ class DeviceService:
         if signed is None:
             return OrderCheck(True)
         raw = signed.get("order") if isinstance(signed, dict) else None
+        if not isinstance(raw, dict):  # before anything else reads ``signed`` (issue 9)
+            raise OrderRefusedError("the server sent a malformed order", reason="malformed")
         try:
             signature = protocol.b64decode(str(signed.get("signature", "")))
         except ValueError:
             signature = b""
-        if not isinstance(raw, dict):
-            raise OrderRefusedError("the server sent a malformed order", reason="malformed")
         order = self.vault.verify_order(raw, signature)
         result = self.vault.apply_order(order)
         check = OrderCheck(True, order.order_id, order.action, applied=True)

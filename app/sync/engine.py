@@ -45,7 +45,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from app.errors import InvalidInputError
 from app.sync import protocol
@@ -87,6 +87,47 @@ class Transport(Protocol):
     def pull(self, cursor: str | None, limit: int) -> protocol.PullResponse: ...
 
     def push(self, items: list[protocol.PushItem]) -> protocol.PushResponse: ...
+
+
+# What the server answers is checked for shape before anything reads it: a malformed
+# page or push answer is an ApiError, never a KeyError or TypeError half way through a
+# run (found by fuzzing, issue 9).
+_ITEM_FIELDS = (("id", str), ("kind", str), ("etag", str), ("deleted", bool),
+                ("key_id", str), ("blob", str))  # fmt: skip
+
+
+def _malformed() -> protocol.ApiError:
+    return protocol.ApiError("the sync server sent a malformed answer")
+
+
+def _item_ok(item: object) -> bool:
+    return isinstance(item, dict) and all(isinstance(item.get(k), t) for k, t in _ITEM_FIELDS)
+
+
+def checked_page(page: object) -> protocol.PullResponse:
+    """``page`` if it is a pull page with well-formed items. Raises ApiError."""
+    if not (isinstance(page, dict) and isinstance(page.get("items"), list)
+            and isinstance(page.get("cursor"), str) and isinstance(page.get("more"), bool)
+            and all(_item_ok(i) for i in page["items"])):  # fmt: skip
+        raise _malformed()
+    return cast(protocol.PullResponse, page)
+
+
+def checked_answer(answer: object, count: int) -> list[protocol.PushResult]:
+    """The ``count`` results of a push answer, each ok with an etag or a conflict with a
+    well-formed current item (or null). Raises ApiError."""
+    results = answer.get("results") if isinstance(answer, dict) else None
+    if not isinstance(results, list) or len(results) != count:
+        raise _malformed()
+    for res in results:
+        ok = isinstance(res, dict) and (
+            (res.get("status") == "ok" and isinstance(res.get("etag"), str))
+            or (res.get("status") == "conflict"
+                and (res.get("current") is None or _item_ok(res.get("current"))))
+        )  # fmt: skip
+        if not ok:
+            raise _malformed()
+    return cast(list[protocol.PushResult], results)
 
 
 Fault = Callable[[str], None]
@@ -261,7 +302,7 @@ class SyncEngine:
         stored = cursor
         held: list[Incoming] = []
         while True:
-            page = self.transport.pull(cursor, self._pull_page)
+            page = checked_page(self.transport.pull(cursor, self._pull_page))
             self._fault("pull_page")
             cursor, last = page["cursor"], not page["more"]
             refusals: list[tuple[str, str, str]] = []
@@ -473,7 +514,7 @@ class SyncEngine:
         self._fault("pushed")
         acks: list[tuple[Pending, str]] = []
         conflicts: list[tuple[Pending, protocol.Item | None]] = []
-        for p, res in zip(batch, response["results"], strict=True):
+        for p, res in zip(batch, checked_answer(response, len(batch)), strict=True):
             if res["status"] == "ok":
                 acks.append((p, res["etag"]))
                 continue

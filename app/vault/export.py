@@ -92,7 +92,11 @@ def signature_checks(document: dict[str, Any]) -> dict[str, bool]:
     key it carries, over the note's fields as exported? (Proves the note is unchanged
     since it was signed with that key; who holds the key is for the reader to know.)"""
     results: dict[str, bool] = {}
-    for raw in document.get("notes", []):
+    notes = document.get("notes")
+    # The document is whatever the archive's maker wrote: any shape gives a report.
+    for raw in notes if isinstance(notes, list) else []:
+        if not isinstance(raw, dict):
+            continue
         sig = raw.get("signature")
         if not isinstance(sig, dict):
             continue
@@ -250,9 +254,13 @@ def read_archive(path: Path, passphrase: Passphrase) -> dict[str, Any]:
         key.wipe()
     try:
         document = json.loads(plaintext)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise IntegrityError("the export archive's content is malformed") from None
     if not isinstance(document, dict) or document.get("format") != DOC_FORMAT:
+        raise IntegrityError("the export archive's content is malformed")
+    notes, client = document.get("notes", []), document.get("client", {})
+    if not (isinstance(notes, list) and all(isinstance(n, dict) for n in notes)
+            and isinstance(client, dict)):  # fmt: skip
         raise IntegrityError("the export archive's content is malformed")
     return document
 
@@ -276,7 +284,8 @@ def _parse(data: bytes) -> tuple[bytes, bytes, bytes, KdfParams, bytes]:
             version=int(kdf["version"]),
         )  # fmt: skip
         salt = base64.b64decode(doc["salt"], validate=True)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        # OverflowError: int(1e400); RecursionError: "[[[[…" (both found by fuzzing)
         raise bad from None
     if doc.get("format") != FORMAT or doc.get("v") != VERSION or len(salt) != crypto.SALT_BYTES:
         raise bad

@@ -54,6 +54,7 @@ PROBLEMS = {
     "bad_name": "a client name that is empty or longer than 200 characters",
     "unknown_template": "front matter names a template that does not exist",
     "no_date": "no date (created_at) on the item",
+    "bad_time": "a file time outside the years 1 to 9999 (and no date in it or its name)",
     "malformed_item": "an item that is not a well-formed note",
 }
 # Left out on purpose (counted, not listed one by one).

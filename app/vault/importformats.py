@@ -308,7 +308,10 @@ def markdown_note(text: str, *, file_name: str, mtime: float) -> tuple[PlannedNo
         except ValueError:  # 2024-13-45 is no date: fall back to the file's
             when = None
     if when is None:
-        when, source = date.fromtimestamp(mtime).isoformat(), "modified"
+        try:
+            when, source = date.fromtimestamp(mtime).isoformat(), "modified"
+        except (ValueError, OverflowError, OSError):  # a file time outside years 1..9999
+            raise _Skip("bad_time") from None
     raw_tags = fields.get("tags", [])
     tags = _tags(raw_tags if isinstance(raw_tags, list) else raw_tags.split(","))
     note = PlannedNote(
@@ -420,10 +423,10 @@ def _sn_date(item: dict[str, Any]) -> str:
         if isinstance(value, str):
             try:
                 moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
+                # The day it was in this computer's time zone (a session's day, not UTC's).
+                return (moment.astimezone() if moment.tzinfo else moment).date().isoformat()
+            except (ValueError, OverflowError):  # not a date, or its day is past year 9999
                 continue
-            # The day it was in this computer's time zone (a session's day, not UTC's).
-            return (moment.astimezone() if moment.tzinfo else moment).date().isoformat()
     raise _Skip("no_date")
 
 
@@ -439,6 +442,7 @@ def _refs(content: dict[str, Any], content_type: str) -> set[str]:
 
 
 _SUPER_BLOCKS = frozenset({"paragraph", "heading", "listitem", "quote", "code", "table", "row"})
+_HEADING_TAGS = frozenset(f"h{n}" for n in range(1, 7))  # Lexical's; anything else is text
 
 
 def _super_text(text: str) -> str | None:
@@ -456,7 +460,8 @@ def _super_text(text: str) -> str | None:
         if not isinstance(node, dict) or depth > 200:
             return
         kind = node.get("type")
-        if kind == "heading" and isinstance(node.get("tag"), str) and node["tag"][1:].isdigit():
+        tag = node.get("tag")
+        if kind == "heading" and isinstance(tag, str) and tag in _HEADING_TAGS:
             out.append("#" * int(node["tag"][1:]) + " ")
         elif kind == "listitem":
             out.append("- ")
@@ -464,7 +469,8 @@ def _super_text(text: str) -> str | None:
             out.append(node["text"])
         elif kind == "linebreak":
             out.append("\n")
-        for child in node.get("children") or ():
+        children = node.get("children")
+        for child in children if isinstance(children, list) else ():
             walk(child, depth + 1)
         if kind in _SUPER_BLOCKS:
             out.append("\n")

@@ -103,6 +103,8 @@ def _header_mac_key(db_key: DbKey, header: VaultHeader) -> SymmetricKey:
 
 
 def _stretch(passphrase: Passphrase, salt: bytes, params: KdfParams) -> SymmetricKey:
+    if not crypto.kdf_within_ceiling(params):  # a crafted file: no hours-long derivation
+        raise IntegrityError("vault header has invalid KDF parameters")
     try:
         return crypto.argon2id(passphrase, salt, params)
     except ValueError:  # argon2 refused the header's parameters
