@@ -40,6 +40,7 @@ from app.sync.server.settings import (
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_STORAGE = 8  # as app.errors.StorageError
+KEEP_ALIVE_S = 75  # idle keep-alive connections are closed after this (uvicorn: 5)
 
 
 def _now_ms() -> int:
@@ -159,6 +160,10 @@ def run(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        # uvicorn's default (5 s) closes a kept connection just when the app syncs again
+        # "a few seconds after a change", and a request sent as the close crosses it
+        # fails (RemoteProtocolError: offline) - docs/RELIABILITY.md, "Bugs found".
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     _Server(config).run(sockets=[sock])
     return EXIT_OK
