@@ -27,7 +27,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield srv
 
 
-@pytest.mark.slow
+@pytest.mark.soak  # about 2.5 minutes: `make soak` runs it (CI has the CLI end-to-end)
 def test_a_supervisor_reads_and_cosigns_in_the_app(
     qtbot, make_controller: MakeController, tmp_path: Path, server: RunningServer
 ) -> None:
