@@ -30,12 +30,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import ssl
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -51,7 +49,7 @@ from app.sync import protocol
 from app.sync.client import tls_context
 from app.vault import crypto
 from bench.common import log, machine_info, percentile
-from bench.sync import _postgres, _server
+from bench.sync import _server, each_backend, print_result
 
 BLOB_BYTES = (600, 2400)  # a note item's ciphertext, roughly
 WEAK_KDF = {
@@ -364,26 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "backends": {},
     }
-    with tempfile.TemporaryDirectory(prefix="tacit-bench-load-") as tmp:
-        base = Path(tmp)
-        for backend in args.backends.split(","):
-            workdir = base / backend
-            workdir.mkdir()
-            log(f"backend {backend}")
-            if backend == "postgres":
-                with _postgres(workdir) as url:
-                    if url is None:
-                        result["backends"][backend] = {"skipped": "no PostgreSQL binaries"}
-                        continue
-                    result["backends"][backend] = run_backend(workdir, url, args)
-            else:
-                url = f"sqlite:///{workdir / 'server.sqlite3'}"
-                result["backends"][backend] = run_backend(workdir, url, args)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for name, figures in result["backends"].items():
-            print(name, json.dumps(figures))
+    result["backends"] = each_backend(
+        "tacit-bench-load-", args.backends, lambda workdir, url: run_backend(workdir, url, args)
+    )
+    print_result(result, as_json=args.json)
     return 0
 
 

@@ -31,11 +31,9 @@ publish). Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -50,7 +48,15 @@ from app.sync.practice import PracticeService
 from app.sync.service import SyncService
 from app.vault.crypto import Passphrase
 from bench.common import log, machine_info
-from bench.sync import ACCOUNT_PASSWORD, BODY, _postgres, _server, _signed_in_pair, _vault
+from bench.sync import (
+    ACCOUNT_PASSWORD,
+    BODY,
+    _server,
+    _signed_in_pair,
+    _vault,
+    each_backend,
+    print_result,
+)
 
 OWNER_EMAIL = "owner@bench.test"
 SUPERVISOR_EMAIL = "supervisor@bench.test"
@@ -161,27 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {"notes": args.notes, "machine": machine_info(), "backends": {}}
-    with tempfile.TemporaryDirectory(prefix="tacit-bench-practice-") as tmp:
-        base = Path(tmp)
-        for backend in args.backends.split(","):
-            workdir = base / backend
-            workdir.mkdir()
-            log(f"backend {backend}")
-            if backend == "postgres":
-                with _postgres(workdir) as url:
-                    if url is None:
-                        result["backends"][backend] = {"skipped": "no PostgreSQL binaries"}
-                        continue
-                    result["backends"][backend] = run_backend(workdir, url, args.notes,
-                                                              args.reps)  # fmt: skip
-            else:
-                url = f"sqlite:///{workdir / 'server.sqlite3'}"
-                result["backends"][backend] = run_backend(workdir, url, args.notes, args.reps)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for name, figures in result["backends"].items():
-            print(name, json.dumps(figures))
+    result["backends"] = each_backend(
+        "tacit-bench-practice-", args.backends,
+        lambda workdir, url: run_backend(workdir, url, args.notes, args.reps),
+    )  # fmt: skip
+    print_result(result, as_json=args.json)
     return 0
 
 

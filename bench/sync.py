@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +257,36 @@ def run_backend(workdir: Path, db_url: str, notes: int, clients: int, reps: int)
     }  # fmt: skip
 
 
+def each_backend(
+    prefix: str, backends: str, run: Callable[[Path, str], dict[str, Any]]
+) -> dict[str, Any]:
+    """``run(workdir, db_url)`` for each backend named in ``backends`` (comma-separated):
+    ``sqlite`` on a file in the workdir, ``postgres`` on a throwaway cluster (skipped when
+    its binaries are missing). Shared by bench.sync, bench.load and bench.practice."""
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        for backend in backends.split(","):
+            workdir = Path(tmp) / backend
+            workdir.mkdir()
+            log(f"backend {backend}")
+            if backend != "postgres":
+                out[backend] = run(workdir, f"sqlite:///{workdir / 'server.sqlite3'}")
+                continue
+            with _postgres(workdir) as url:
+                out[backend] = (
+                    {"skipped": "no PostgreSQL binaries"} if url is None else run(workdir, url)
+                )
+    return out
+
+
+def print_result(result: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    for name, figures in result["backends"].items():
+        print(name, json.dumps(figures))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sync")
     parser.add_argument("--notes", type=int, default=10_000)
@@ -265,29 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result: dict[str, Any] = {"notes": args.notes, "machine": machine_info(), "backends": {}}
-    with tempfile.TemporaryDirectory(prefix="tacit-bench-sync-") as tmp:
-        base = Path(tmp)
-        for backend in args.backends.split(","):
-            workdir = base / backend
-            workdir.mkdir()
-            log(f"backend {backend}")
-            if backend == "postgres":
-                with _postgres(workdir) as url:
-                    if url is None:
-                        result["backends"][backend] = {"skipped": "no PostgreSQL binaries"}
-                        continue
-                    result["backends"][backend] = run_backend(workdir, url, args.notes,
-                                                              args.clients, args.reps)  # fmt: skip
-            else:
-                url = f"sqlite:///{workdir / 'server.sqlite3'}"
-                result["backends"][backend] = run_backend(workdir, url, args.notes,
-                                                          args.clients, args.reps)  # fmt: skip
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for name, figures in result["backends"].items():
-            print(name, json.dumps(figures))
+    result: dict[str, Any] = {"notes": args.notes, "machine": machine_info()}
+    result["backends"] = each_backend(
+        "tacit-bench-sync-", args.backends,
+        lambda workdir, url: run_backend(workdir, url, args.notes, args.clients, args.reps),
+    )  # fmt: skip
+    print_result(result, as_json=args.json)
     return 0
 
 
