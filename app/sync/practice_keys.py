@@ -34,7 +34,7 @@ class PracticeTrustError(TacitError):
     """A practice statement did not verify (forged, altered, or from a stranger)."""
 
     code = "practice_untrusted"
-    exit_status = 4
+    exit_status = 5  # as integrity_error: something did not verify
     default_message = "a practice statement did not verify"
 
 
