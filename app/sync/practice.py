@@ -122,7 +122,7 @@ class PracticeService(PracticeRecords):
                 self.store.put_json("practice", practice)
             out["keyring"] = self._upload_keyring(api, practice)
             out["keys_learned"] = run.learn_keys(self, me, practice, snap)
-            snap = self._verified(self._snapshot(api, practice))
+            snap = self._verified(self._checked(snap.view, practice))  # labels now pinned
             if practice["role"] == "owner":
                 out["approved"] = owner.approve(self, api, me, practice, snap)
                 out["created"] = owner.ensure_collections(self, api, me, practice)
@@ -376,6 +376,11 @@ class PracticeService(PracticeRecords):
         view: dict[str, Any] = dict(api.view())
         if view["practice_id"] != practice["practice_id"]:
             raise PracticeTrustError("the server answered for another practice")
+        return self._checked(view, practice)
+
+    def _checked(self, view: dict[str, Any], practice: dict[str, Any]) -> Snapshot:
+        """The server's view after this vault's checks (certificates, labels, roster),
+        with no request: run again on the same view once ``learn_keys`` pinned labels."""
         owner_key = practice["owner_sign_public"]
         certified: dict[str, dict[str, Any]] = {}
         for member in view.get("members", []):
