@@ -113,6 +113,8 @@ def add_sync_commands(cmd: Callable[..., argparse.ArgumentParser], sub: Any) -> 
     p.add_argument("--tls-key", type=Path, metavar="F")
     p.add_argument("--origin", metavar="URL")
     p.add_argument("--insecure", action="store_true", help="plain HTTP behind a TLS proxy")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes (about one per core)")  # fmt: skip
     p = cmd("migrate", "create or upgrade the server database", server)
     p.add_argument("--db", metavar="URL")
 
@@ -237,7 +239,7 @@ class SyncCommands:
         if a.action == "migrate":
             return server_main.migrate(a.db)
         return server_main.run(a.db, a.host, a.port, a.tls_cert, a.tls_key, a.origin,
-                               allow_insecure=a.insecure)  # fmt: skip
+                               allow_insecure=a.insecure, workers=a.workers)  # fmt: skip
 
     def devices(self) -> None:
         a = self.args

@@ -40,6 +40,7 @@ SAMPLE_ENV = {
     "TACIT_DB_URL": "postgresql://tacit@127.0.0.1:5432/tacit",
     "TACIT_ORIGIN": "https://sync.example.org",
     "TACIT_PORT": "8443",
+    "TACIT_WORKERS": "2",
 }
 
 
@@ -90,6 +91,9 @@ def test_unit_is_hardened_and_runs_real_commands() -> None:
     assert re.search(r"://[^/@\s]*:[^/@\s]*@", UNIT.read_text()) is None
     assert "PGPASSWORD" not in UNIT.read_text()
     assert service["Environment"] == "PGPASSFILE=%d/pgpass"
+    # Several workers by default (the env file may say otherwise).
+    assert ("Environment", "TACIT_WORKERS=2") in sections["Service"]
+    assert "--workers ${TACIT_WORKERS}" in service["ExecStart"]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")

@@ -8,6 +8,11 @@ Invariants:
 - it binds the socket itself before printing ``listening on URL``, so the printed URL is
   real (``--port 0`` picks a free port) and the default origin matches it;
 - it migrates the schema before serving (idempotent, safe with several processes);
+- with ``workers > 1`` it forks nothing itself: uvicorn's supervisor spawns the workers,
+  hands each the one listening socket, restarts a worker that dies and stops them all on
+  SIGINT/SIGTERM; each worker builds its own app and database pool (the database is the
+  only state the workers share: sessions, rate limits, lockouts and device orders all
+  live there, so any worker can answer any request);
 - nothing printed or logged includes a database password, a token or a body; uvicorn's
   access log is off (request lines carry usernames in /v1/auth/params and item ids).
 """
@@ -16,16 +21,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
 import socket
+import ssl
 import sys
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from app.sync import protocol
 from app.sync.server.db import StorageError, open_database
@@ -41,6 +51,8 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_STORAGE = 8  # as app.errors.StorageError
 KEEP_ALIVE_S = 75  # idle keep-alive connections are closed after this (uvicorn: 5)
+MAX_WORKERS = 64
+LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
 
 
 def _now_ms() -> int:
@@ -94,11 +106,16 @@ def run(
     origin: str | None,
     *,
     allow_insecure: bool = False,
+    workers: int = 1,
 ) -> int:
-    """Serve the sync API until interrupted. Returns an exit status (2 for bad arguments
-    or a refused insecure setup, 8 when the database cannot be prepared)."""
+    """Serve the sync API until interrupted, in ``workers`` processes. Returns an exit
+    status (2 for bad arguments or a refused insecure setup, 8 when the database cannot be
+    prepared); a worker that cannot start (a bad TLS key, say) exits 3, as uvicorn does."""
     from app.sync.server.asgi import create_app
 
+    if not 1 <= workers <= MAX_WORKERS:
+        print(f"tacit server: --workers must be 1 to {MAX_WORKERS}", file=sys.stderr)
+        return EXIT_USAGE
     if (tls_cert is None) != (tls_key is None):
         print("tacit server: give both --tls-cert and --tls-key, or neither", file=sys.stderr)
         return EXIT_USAGE
@@ -107,6 +124,13 @@ def run(
         print(
             f"tacit server: refusing to serve plain HTTP on {host}, which is not a loopback "
             "address; give --tls-cert/--tls-key, or --insecure if a TLS proxy protects it",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if tls_cert is not None and tls_key is not None and not _tls_loads(tls_cert, tls_key):
+        print(
+            "tacit server: cannot load the TLS certificate and key (missing, unreadable, "
+            "not PEM, not a pair, or the key is encrypted)",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -141,19 +165,24 @@ def run(
         sock.close()
         print(f"tacit server: bad origin: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    app = create_app(settings, db=db)
+    if workers > 1:
+        db.close()  # each worker opens its own pool
     if os.environ.get(INSECURE_TEST_KDF_ENV) == "1":
         print(
             f"tacit server: WARNING {INSECURE_TEST_KDF_ENV}=1: accepting weak KDF parameters "
             f"(floor {default_kdf_floor()}); never do this in production",
             file=sys.stderr,
         )
+    processes = f"; {workers} workers" if workers > 1 else ""
     print(
-        f"tacit server listening on {listen_url} (origin {settings.origin}; {db.describe()})",
+        f"tacit server listening on {listen_url} "
+        f"(origin {settings.origin}; {db.describe()}{processes})",
         flush=True,
     )
     config = uvicorn.Config(
-        app,
+        create_app(settings, db=db) if workers == 1 else _worker_app_factory(settings),
+        factory=workers > 1,
+        workers=workers,
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
         log_level="warning",
@@ -165,8 +194,29 @@ def run(
         # fails (RemoteProtocolError: offline) - docs/RELIABILITY.md, "Bugs found".
         timeout_keep_alive=KEEP_ALIVE_S,
     )
-    _Server(config).run(sockets=[sock])
+    if workers == 1:
+        _Server(config).run(sockets=[sock])
+        return EXIT_OK
+    supervisor = Multiprocess(config, sockets=[sock])
+    supervisor.run()
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        raise SystemExit(STARTUP_FAILURE)
     return EXIT_OK
+
+
+def _worker_app_factory(settings: Settings) -> Callable[[], Any]:
+    """What a worker process calls to build its app. A picklable partial (the supervisor
+    hands it to each spawned worker through a pipe, never through the environment or the
+    command line): only the two settings the command line sets travel; the rest are the
+    defaults, as in the supervisor."""
+    return functools.partial(_worker_app, settings.db_url, settings.origin)
+
+
+def _worker_app(db_url: str, origin: str) -> Any:
+    from app.sync.server.asgi import create_app
+
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    return create_app(Settings(db_url=db_url, origin=origin))
 
 
 class _Server(uvicorn.Server):
@@ -181,6 +231,23 @@ class _Server(uvicorn.Server):
             captured = getattr(self, "_captured_signals", None)
             if isinstance(captured, list):
                 captured.clear()
+
+
+def _tls_loads(cert: Path, key: Path) -> bool:
+    """Whether the certificate and key load as uvicorn will load them, checked once before
+    serving: a bad pair otherwise ends in a traceback, or, with several workers, in
+    workers that fail and are restarted for ever. An encrypted key is refused rather
+    than prompting for its passphrase on the terminal."""
+
+    def no_passphrase() -> bytes:
+        raise ValueError("encrypted key")
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key, password=no_passphrase)
+    except (OSError, ssl.SSLError, ValueError):
+        return False
+    return True
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -212,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-key", type=Path)
     parser.add_argument("--origin", help="public origin clients sign logins for")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (about one per core; each has its own database pool)",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="allow plain HTTP on a non-loopback address (only behind a TLS proxy)",
@@ -220,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     args = build_parser().parse_args(argv)
     if args.command == "migrate":
         return migrate(args.db)
@@ -232,4 +305,5 @@ def cli(argv: Sequence[str] | None = None) -> int:
         args.tls_key,
         args.origin,
         allow_insecure=args.insecure,
+        workers=args.workers,
     )
