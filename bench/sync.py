@@ -64,11 +64,12 @@ BODY = ("Client reports improved sleep and fewer intrusive thoughts this week. "
 
 
 @contextlib.contextmanager
-def _server(workdir: Path, db_url: str) -> Iterator[Any]:
+def _server(workdir: Path, db_url: str, workers: int = 1) -> Iterator[Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.sync.server.helpers import running_server
 
-    with running_server(workdir, db_url=db_url) as srv:
+    extra = ["--workers", str(workers)] if workers > 1 else []
+    with running_server(workdir, db_url=db_url, extra_args=extra) as srv:
         yield srv
 
 
