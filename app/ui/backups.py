@@ -622,7 +622,11 @@ class BackupGroup(QGroupBox):
         row.addWidget(self.folder, 1)
         row.addWidget(self.choose)
         form = QFormLayout(self)
-        form.addRow("&Folder:", row)
+        # A row whose field is a layout gets no buddy from Qt, and the label then shows
+        # its "&": name the buddy (the button, the folder field being read-only).
+        folder_label = QLabel("&Folder:", self)
+        folder_label.setBuddy(self.choose)
+        form.addRow(folder_label, row)
         form.addRow("", self.enabled)
         form.addRow("&Keep the last:", self.keep)
         form.addRow("&Every:", self.interval)

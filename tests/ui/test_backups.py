@@ -5,6 +5,7 @@ backup at quit; the settings kept in the vault and nowhere else."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -442,6 +443,23 @@ def test_settings_round_trip_through_the_vault_and_never_reach_qsettings(
     assert again.backups.keep.value() == 5 and again.backups.enabled.isChecked()
     assert again.backups.newest.text().startswith("Newest backup: 2026-01-05 09:00 UTC")
     again.reject()
+
+
+def test_every_mnemonic_in_the_settings_dialog_has_a_buddy(
+    qtbot, make_controller: MakeController, new_service: VaultService,
+) -> None:  # fmt: skip
+    """A label's "&F" works (and is drawn as an underline, not an ampersand) only with a
+    buddy; a form row whose field is a layout gets none from Qt (the Backups folder row
+    showed "&Folder:")."""
+    from PySide6.QtWidgets import QLabel
+
+    controller, _main = open_app(qtbot, make_controller, new_service)
+    dialog = controller.open_settings()
+    assert dialog is not None
+    labels = [lb for lb in dialog.findChildren(QLabel) if re.search(r"&\w", lb.text())]
+    assert labels, "the dialog has mnemonics"
+    assert [lb.text() for lb in labels if lb.buddy() is None] == []
+    dialog.reject()
 
 
 def test_the_folder_picker_leaves_no_path_in_qts_own_settings(
