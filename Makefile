@@ -40,12 +40,16 @@ pytest: $(STAMP)
 
 # The long runs (docs/RELIABILITY.md): the crash, fault and sweep tests of
 # tests/reliability with many seeds (TACIT_SOAK_SEED=S replays one), every `soak`-marked
-# test, then the load bench, 200 devices for 60 s, on SQLite and PostgreSQL.
+# test (the fuzzers' counts go to $(SOAK_REPORT) and are printed), then the load bench,
+# 200 devices for 60 s, on SQLite and PostgreSQL.
 SOAK_RUNS ?= 10
+SOAK_REPORT ?= soak-report.jsonl
 soak: $(STAMP)
+	rm -f $(SOAK_REPORT)
 	TACIT_SOAK_RUNS=$(SOAK_RUNS) TACIT_SOAK_OPS=40 TACIT_SOAK_ROUNDS=6 TACIT_SOAK_DEVICES=3 \
 		$(BIN)/pytest -q -s -m 'soak or not soak' tests/reliability
-	$(BIN)/pytest -q -m soak --ignore=tests/reliability
+	TACIT_FUZZ_REPORT=$(abspath $(SOAK_REPORT)) $(BIN)/pytest -q -m soak --ignore=tests/reliability
+	cat $(SOAK_REPORT)
 	$(BIN)/python -m bench.load --devices 200 --seconds 60 --json
 
 bench: $(STAMP)
