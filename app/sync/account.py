@@ -56,16 +56,33 @@ MAX_KDF_MEMORY_KIB = 4 * 1024 * 1024  # 4 GiB: sixteen times the floor
 MAX_KDF_PARALLELISM = 16
 
 
+def _wire_int(doc: Any, key: str) -> int:
+    """A JSON integer, exactly: not a bool, not a float (``int()`` would truncate 1.9,
+    take ``true`` for 1 and raise OverflowError on the ``Infinity`` Python's json
+    module accepts; found by the soak fuzzing)."""
+    value = doc[key]
+    if type(value) is not int:
+        raise ValueError(f"{key}: not an integer")
+    return value
+
+
+def _wire_str(doc: Any, key: str) -> str:
+    value = doc[key]
+    if not isinstance(value, str):
+        raise ValueError(f"{key}: not a string")
+    return value
+
+
 def kdf_from_wire(doc: Any) -> tuple[KdfParams, bytes]:
     """Parse and check what a server says. Raises KdfTooWeakError below this client's
     floor, InvalidRequestError on anything malformed."""
     try:
         params = KdfParams(
-            memory_kib=int(doc["memory_kib"]), iterations=int(doc["iterations"]),
-            parallelism=int(doc["parallelism"]), algorithm=str(doc["algorithm"]),
-            version=int(doc["version"]),
+            memory_kib=_wire_int(doc, "memory_kib"), iterations=_wire_int(doc, "iterations"),
+            parallelism=_wire_int(doc, "parallelism"), algorithm=_wire_str(doc, "algorithm"),
+            version=_wire_int(doc, "version"),
         )  # fmt: skip
-        salt = protocol.b64decode(str(doc["salt"]))
+        salt = protocol.b64decode(_wire_str(doc, "salt"))
     except (KeyError, TypeError, ValueError):
         raise protocol.InvalidRequestError("the server sent malformed KDF parameters") from None
     # Upper bounds too: a server must not make this client run out of memory or spin.

@@ -97,6 +97,13 @@ class Session:
 _CUT_IN_HANDSHAKE = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 
 
+def _no_constant(name: str) -> Any:
+    """Python's json reads ``NaN``, ``Infinity`` and ``-Infinity``, which are not JSON and
+    which no Tacit server sends; numbers like these broke the KDF parser (an
+    OverflowError), so an answer holding one is malformed."""
+    raise ValueError(f"not JSON: {name}")
+
+
 def _is_tls_failure(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
@@ -169,8 +176,8 @@ class HttpTransport:
         if response.status_code == 204:
             return None
         try:
-            doc = response.json()
-        except (ValueError, json.JSONDecodeError):
+            doc = json.loads(response.content, parse_constant=_no_constant)
+        except (ValueError, json.JSONDecodeError, UnicodeDecodeError):
             doc = None
         if response.is_success:
             if doc is None:
