@@ -110,7 +110,8 @@ def run(
 ) -> int:
     """Serve the sync API until interrupted, in ``workers`` processes. Returns an exit
     status (2 for bad arguments or a refused insecure setup, 8 when the database cannot be
-    prepared); a worker that cannot start (a bad TLS key, say) exits 3, as uvicorn does."""
+    prepared, or a TLS certificate and key that do not load); workers that cannot start
+    end the run with exit 3, as uvicorn does."""
     from app.sync.server.asgi import create_app
 
     if not 1 <= workers <= MAX_WORKERS:
