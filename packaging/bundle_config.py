@@ -84,6 +84,10 @@ EXCLUDES = [
     "pkg_resources",
     "distutils",
     "pip",
+    # The server's speed-ups (uvicorn falls back to h11 and asyncio without them): 15 MB
+    # a desktop install does not need; servers install from the server lock instead.
+    "uvloop",
+    "httptools",
     # Qt modules Tacit never uses (PySide6-Essentials ships them).
     "PySide6.QtQml",
     "PySide6.QtQuick",
