@@ -222,7 +222,7 @@ def test_an_unlinked_vault_accepts_no_order(service: VaultService, account: Acco
 def test_apply_order_checks_again(linked: VaultService, account: Account) -> None:
     body, sig = account.order(linked.device_id, "wipe", ms(linked.clock))  # type: ignore[arg-type]
     forged = Order(body["order_id"], account.id, linked.device_id, "wipe", body["issued_at"],
-                   sig[:-1] + b"\x00")  # fmt: skip
+                   sig[:-1] + bytes([sig[-1] ^ 1]))  # fmt: skip
     with pytest.raises(OrderRefusedError):
         linked.apply_order(forged)
     assert linked.is_unlocked and linked.paths.database.exists()
