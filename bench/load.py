@@ -2,7 +2,8 @@
 [--backends sqlite,postgres] [--think-s T] [--per-account K] [--procs P] [--workers W]``.
 
 N simulated devices sync against a real ``python -m app.sync.server --workers W`` (W
-worker processes on one socket, default: the machine's cores, as docs/DEPLOY.md advises)
+worker processes on one socket, default: the machine's cores, as docs/DEPLOY.md advises,
+at most 8: each pools 10 PostgreSQL connections, and the throwaway cluster allows 200)
 over TLS on 127.0.0.1 (trustme certificates), for each backend (SQLite, and a throwaway PostgreSQL
 cluster started here when its binaries exist). Devices are grouped K to an account (real
 accounts: sign-up and login through the API, the second device of an account with a
@@ -86,6 +87,7 @@ WEAK_KDF = {
     "parallelism": 1,
     "salt": protocol.b64encode(b"s" * 16),
 }
+MAX_DEFAULT_WORKERS = 8
 SIGNUPS_AT_ONCE = 16  # over all generator processes
 REQUEST_TIMEOUT_S = 30
 # A child must reach the barrier (sign-ups done) within this, plus 3 s per account of its
@@ -598,8 +600,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count() or 1,
-        help="server worker processes (tacit server run --workers; default: the cores)",
+        # Each worker pools 10 PostgreSQL connections; the throwaway cluster allows 200.
+        default=min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS),
+        help="server worker processes (tacit server run --workers; default: the cores, "
+        f"at most {MAX_DEFAULT_WORKERS})",
     )
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--json", action="store_true")
